@@ -1,0 +1,94 @@
+# Makefile: builds the CPU reference (train_gpt), the GPU programs when nvcc is
+# present, the data tools and the tests. `make help` lists the targets.
+#
+# Flags, and why:
+#   -O3            the reference is used for real (small) training runs on CPUs
+#   -march=native  lets the matmul's inner loops use the host's widest vectors;
+#                  set NATIVE= to build a portable binary
+#   -std=gnu11     C11 plus POSIX (fseeko, glob, fsync)
+#   -fopenmp       OpenMP threads, when the compiler supports it (detected below)
+#   no -ffast-math: it would let the compiler drop the isfinite() checks that
+#                  catch non-finite losses, and reorder sums the tests compare
+# Variables: CC, NATIVE, NO_OMP=1 (single-threaded), NVCC, GPU_ARCH (default sm_90)
+
+CC ?= gcc
+NATIVE ?= -march=native
+CFLAGS = -O3 $(NATIVE) -std=gnu11 -Wall -Wextra -Wno-unused-function -I.
+LDLIBS = -lm
+SAN_FLAGS = -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-function -I. -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# --- detection (each probe runs through $(shell ...) and is printed) ---------
+ifeq ($(NO_OMP),1)
+  OMP_FOUND := no (NO_OMP=1)
+else
+  OMP_FOUND := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(OMP_FOUND),yes)
+  CFLAGS += -fopenmp
+  SAN_FLAGS += -fopenmp
+endif
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+MPICC := $(shell command -v mpicc 2>/dev/null)
+NODE := $(shell command -v node 2>/dev/null)
+$(info ---------------------------------------------)
+$(info OpenMP: $(OMP_FOUND))
+$(info nvcc:   $(if $(NVCC),$(NVCC),not found (GPU programs are skipped)))
+$(info MPI:    $(if $(MPICC),$(MPICC),not found (multi-process tests are skipped)))
+$(info node:   $(if $(NODE),$(NODE),not found (the tokenizer parity test is skipped)))
+$(info ---------------------------------------------)
+
+HEADERS = $(wildcard llmc/*.h)
+TEST_BINS = test_gpt test_gradcheck test_dataloader test_checkpoint test_misc gen_shard
+
+.PHONY: all test test-san clean help fuzz
+
+all: train_gpt make_shards
+
+help:
+	@echo "make train_gpt     the CPU reference trainer"
+	@echo "make test          every CPU test; ends with 'N passed, N failed'"
+	@echo "make test-san      the CPU tests under AddressSanitizer + UBSan"
+	@echo "make fuzz          the file-loader fuzzers, for a bounded time"
+	@echo "make clean"
+
+train_gpt: train_gpt.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+make_shards: data/make_shards.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+test_gpt: test/test_gpt.c train_gpt.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_gradcheck: test/test_gradcheck.c train_gpt.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_dataloader: test/test_dataloader.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_checkpoint: test/test_checkpoint.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_misc: test/test_misc.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+gen_shard: test/gen_shard.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_dataloader" "./test_checkpoint" "./test_misc" \
+            "bash test/test_cli.sh ./train_gpt"
+
+test: train_gpt $(TEST_BINS)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS)
+
+# the same tests, built with AddressSanitizer + UBSan into build-san/
+test-san:
+	@mkdir -p build-san
+	$(CC) $(SAN_FLAGS) train_gpt.c -o build-san/train_gpt $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_gpt.c -o build-san/test_gpt $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_gradcheck.c -o build-san/test_gradcheck $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_dataloader.c -o build-san/test_dataloader $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_checkpoint.c -o build-san/test_checkpoint $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_misc.c -o build-san/test_misc $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/gen_shard.c -o build-san/gen_shard $(LDLIBS)
+	@cd build-san && ln -sf ../test . && ln -sf ../llmc . && ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 \
+	  ../test/run_tests.sh "./test_gpt" "./test_gradcheck" "./test_dataloader" "./test_checkpoint" "./test_misc" \
+	  "bash test/test_cli.sh ./train_gpt"
+
+clean:
+	rm -rf train_gpt make_shards $(TEST_BINS) build-san fuzz-build

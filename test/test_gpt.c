@@ -1,0 +1,152 @@
+/*
+ * test_gpt.c: checks the CPU model against the PyTorch reference states in
+ * test/data (written by dev/reference/gpt_ref.py in float64): logits, loss,
+ * the gradient of every parameter tensor, and the losses of 10 AdamW steps
+ * (with warmup + cosine lr, weight decay, clipping). Prints the max abs and
+ * relative error per tensor.
+ *
+ *   make test_gpt && ./test_gpt
+ *
+ * Tolerances (fp32 against a float64 reference):
+ *   logits: max abs error <= 1e-5
+ *   loss: abs error <= 1e-6
+ *   gradients: per tensor, max abs error <= 1e-4 * max |reference gradient|
+ *   the 10 step losses: abs error <= 2e-5; grad norms: rel error <= 2e-5
+ */
+#define TESTING
+#include "../train_gpt.c"
+#include "test.h"
+
+#define REF_MAGIC 20261190
+
+typedef struct {
+    GPTConfig config;
+    int B, T, nsteps, warmup, kind;
+    float zloss, lr, final_frac, wd, clip, beta1, beta2, eps;
+    size_t num_params;
+    float* params;
+    int* x;
+    int* y;
+    float* logits;
+    float loss;
+    float* grads;
+    float* losses;
+    float* norms;
+} RefState;
+
+static void ref_load(RefState* r, const char* path) {
+    FILE* fp = fopenCheck(path, "rb");
+    int32_t h[256];
+    freadCheck(h, 4, 256, fp, path);
+    if (h[0] != REF_MAGIC || h[1] != 1) { die("'%s' is not a reference state", path); }
+    r->B = h[2]; r->T = h[3]; r->nsteps = h[4];
+    config_from_words(&r->config, h + 5);
+    r->zloss = bits_f32(h[19]); r->lr = bits_f32(h[20]); r->warmup = h[21]; r->final_frac = bits_f32(h[22]);
+    r->kind = h[23]; r->wd = bits_f32(h[24]); r->clip = bits_f32(h[25]); r->beta1 = bits_f32(h[26]);
+    r->beta2 = bits_f32(h[27]); r->eps = bits_f32(h[28]); r->num_params = (size_t)h[29];
+    size_t BT = (size_t)r->B * r->T, Vp = r->config.padded_vocab_size;
+    r->params = (float*)mallocCheck(r->num_params * 4);
+    r->x = (int*)mallocCheck(BT * 4);
+    r->y = (int*)mallocCheck(BT * 4);
+    r->logits = (float*)mallocCheck(BT * Vp * 4);
+    r->grads = (float*)mallocCheck(r->num_params * 4);
+    r->losses = (float*)mallocCheck(r->nsteps * 4);
+    r->norms = (float*)mallocCheck(r->nsteps * 4);
+    freadCheck(r->params, 4, r->num_params, fp, path);
+    freadCheck(r->x, 4, BT, fp, path);
+    freadCheck(r->y, 4, BT, fp, path);
+    freadCheck(r->logits, 4, BT * Vp, fp, path);
+    freadCheck(&r->loss, 4, 1, fp, path);
+    freadCheck(r->grads, 4, r->num_params, fp, path);
+    freadCheck(r->losses, 4, r->nsteps, fp, path);
+    freadCheck(r->norms, 4, r->nsteps, fp, path);
+    fclose(fp);
+}
+
+static void ref_free(RefState* r) {
+    free(r->params); free(r->x); free(r->y); free(r->logits); free(r->grads); free(r->losses); free(r->norms);
+}
+
+static void check_against(const char* path) {
+    printf("--- %s\n", path);
+    RefState r;
+    ref_load(&r, path);
+    config_print(&r.config, stdout);
+    GPT model;
+    model.config = r.config;
+    gpt_init_common(&model);
+    CHECK(model.layout.num_parameters == r.num_params, "parameter count %zu == reference %zu",
+          model.layout.num_parameters, r.num_params);
+    if (model.layout.num_parameters != r.num_params) { return; }
+    memcpy(model.params_memory, r.params, r.num_params * 4);
+    int B = r.B, T = r.T, BT = B * T, Vp = r.config.padded_vocab_size;
+
+    gpt_forward(&model, r.x, r.y, B, T, r.zloss);
+    double ma, mr;
+    max_abs_rel_err(model.acts.logits, r.logits, (size_t)BT * Vp, 1e-2f, &ma, &mr);
+    CHECK(ma <= 1e-5, "logits: max abs err %.3e, max rel err %.3e (tol abs 1e-5)", ma, mr);
+    CHECK(fabsf(model.mean_loss - r.loss) <= 1e-6f, "loss %.7f vs reference %.7f (abs err %.2e, tol 1e-6)",
+          model.mean_loss, r.loss, fabsf(model.mean_loss - r.loss));
+
+    gpt_zero_grad(&model);
+    gpt_backward(&model, B, T, r.zloss, 1.0f);
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        size_t off = model.layout.offsets[t], n = model.layout.sizes[t];
+        if (n == 0) { continue; }
+        float maxref = 0.0f;
+        for (size_t i = 0; i < n; i++) { maxref = fmaxf(maxref, fabsf(r.grads[off + i])); }
+        max_abs_rel_err(model.grads_memory + off, r.grads + off, n, 1e-3f * maxref + 1e-12f, &ma, &mr);
+        double tol = 1e-4 * maxref + 1e-9;
+        CHECK(ma <= tol, "grad %-12s max abs err %.3e, max rel err %.3e, max |ref| %.3e (tol %.2e)", PARAM_NAMES[t], ma,
+              mr, maxref, tol);
+    }
+
+    // 10 AdamW steps on the same batch, as the reference does
+    LRSchedule sched = {r.kind, r.lr, r.warmup, r.nsteps, r.final_frac, 0.2f};
+    double worst_loss = 0, worst_norm = 0;
+    for (int s = 0; s < r.nsteps; s++) {
+        gpt_forward(&model, r.x, r.y, B, T, r.zloss);
+        gpt_zero_grad(&model);
+        gpt_backward(&model, B, T, r.zloss, 1.0f);
+        float norm = gpt_grad_norm(&model);
+        float scale = norm > r.clip ? r.clip / norm : 1.0f;
+        gpt_update(&model, lr_at(&sched, s), r.beta1, r.beta2, r.eps, r.wd, scale, s + 1);
+        double el = fabs(model.mean_loss - r.losses[s]), en = fabs(norm - r.norms[s]) / r.norms[s];
+        printf("     step %d: loss %.6f (ref %.6f, err %.1e) | norm %.6f (ref %.6f, rel err %.1e)\n", s,
+               model.mean_loss, r.losses[s], el, norm, r.norms[s], en);
+        if (el > worst_loss) worst_loss = el;
+        if (en > worst_norm) worst_norm = en;
+    }
+    CHECK(worst_loss <= 2e-5, "%d step losses: max abs err %.2e (tol 2e-5)", r.nsteps, worst_loss);
+    CHECK(worst_norm <= 2e-5, "%d grad norms: max rel err %.2e (tol 2e-5)", r.nsteps, worst_norm);
+    gpt_free(&model);
+    ref_free(&r);
+}
+
+// gradient accumulation: two half batches with loss_scale 1/2 give the full batch's gradient
+static void check_accumulation(const char* path) {
+    RefState r;
+    ref_load(&r, path);
+    GPT model;
+    model.config = r.config;
+    gpt_init_common(&model);
+    memcpy(model.params_memory, r.params, r.num_params * 4);
+    int B = r.B, T = r.T, half = B / 2;
+    gpt_zero_grad(&model);
+    for (int m = 0; m < 2; m++) {
+        gpt_forward(&model, r.x + m * half * T, r.y + m * half * T, half, T, r.zloss);
+        gpt_backward(&model, half, T, r.zloss, 0.5f);
+    }
+    double ma, mr;
+    max_abs_rel_err(model.grads_memory, r.grads, r.num_params, 1e-3f, &ma, &mr);
+    CHECK(ma <= 1e-5, "gradient accumulation (2 x B/2) vs full-batch reference gradient: max abs err %.3e (tol 1e-5)", ma);
+    gpt_free(&model);
+    ref_free(&r);
+}
+
+int main(void) {
+    check_against("test/data/ref_d2.bin");
+    check_against("test/data/ref_variant.bin");
+    check_accumulation("test/data/ref_d2.bin");
+    return test_summary();
+}
