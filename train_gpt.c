@@ -925,6 +925,11 @@ int main(int argc, char** argv) {
     }
     const int rank = 0, world = 1;  // the CPU reference runs one process
 
+    if (!is_preset_name(args.model) && access(args.model, F_OK) != 0) {
+        die("flag -e: '%s' is neither a preset (d2, d6, d12, d24, d36, 1b) nor an existing checkpoint file", args.model);
+    }
+    if (args.output_dir != NULL) { make_dir(args.output_dir); }
+
     // the model: from a preset, a checkpoint file, or the newest checkpoint of -o when resuming
     GPT model;
     int resume_step = -1;

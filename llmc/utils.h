@@ -6,7 +6,7 @@
  *
  * defines: die, fopenCheck, freadCheck, fwriteCheck, fseekCheck, fcloseCheck,
  *          mallocCheck, callocCheck, reallocCheck, file_size, atomic_file_open,
- *          atomic_file_commit, parse_int, parse_float, parse_long
+ *          atomic_file_commit, make_dir, parse_int, parse_float, parse_long
  */
 #ifndef LLMC_UTILS_H
 #define LLMC_UTILS_H
@@ -115,6 +115,16 @@ static inline void atomic_file_commit(AtomicFile* af) {
     if (rename(af->tmp, af->path) != 0) {
         die("renaming '%s' to '%s' failed: %s", af->tmp, af->path, strerror(errno));
     }
+}
+
+// make_dir: mkdir -p for one level; an existing directory is fine
+static inline void make_dir(const char* path) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) { die("'%s' exists and is not a directory", path); }
+        return;
+    }
+    if (mkdir(path, 0755) != 0) { die("cannot create directory '%s': %s", path, strerror(errno)); }
 }
 
 // ----------------------------------------------------------------------------
