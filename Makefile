@@ -38,14 +38,17 @@ $(info node:   $(if $(NODE),$(NODE),not found (the tokenizer parity test is skip
 $(info ---------------------------------------------)
 
 HEADERS = $(wildcard llmc/*.h)
-TEST_BINS = test_gpt test_gradcheck test_dataloader test_checkpoint test_misc gen_shard
+TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc gen_shard
 
-.PHONY: all test test-san clean help fuzz
+.PHONY: all test test-san clean help fuzz quickstart
 
-all: train_gpt make_shards
+all: train_gpt infer_cpu make_shards
 
 help:
+	@echo "make quickstart    prepare the default corpus, train a small model, sample from it"
 	@echo "make train_gpt     the CPU reference trainer"
+	@echo "make infer_cpu     sampling on the CPU with a KV cache"
+	@echo "make make_shards   text files -> token shards"
 	@echo "make test          every CPU test; ends with 'N passed, N failed'"
 	@echo "make test-san      the CPU tests under AddressSanitizer + UBSan"
 	@echo "make fuzz          the file-loader fuzzers, for a bounded time"
@@ -54,12 +57,17 @@ help:
 train_gpt: train_gpt.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+infer_cpu: infer.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 make_shards: data/make_shards.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 test_gpt: test/test_gpt.c train_gpt.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 test_gradcheck: test/test_gradcheck.c train_gpt.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_kvcache: test/test_kvcache.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 test_dataloader: test/test_dataloader.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
@@ -70,7 +78,7 @@ test_misc: test/test_misc.c $(HEADERS)
 gen_shard: test/gen_shard.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_dataloader" "./test_checkpoint" "./test_misc" \
+CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
             "bash test/test_cli.sh ./train_gpt"
 
 test: train_gpt $(TEST_BINS)
@@ -82,13 +90,17 @@ test-san:
 	$(CC) $(SAN_FLAGS) train_gpt.c -o build-san/train_gpt $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gpt.c -o build-san/test_gpt $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gradcheck.c -o build-san/test_gradcheck $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_kvcache.c -o build-san/test_kvcache $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_dataloader.c -o build-san/test_dataloader $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_checkpoint.c -o build-san/test_checkpoint $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_misc.c -o build-san/test_misc $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/gen_shard.c -o build-san/gen_shard $(LDLIBS)
 	@cd build-san && ln -sf ../test . && ln -sf ../llmc . && ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 \
-	  ../test/run_tests.sh "./test_gpt" "./test_gradcheck" "./test_dataloader" "./test_checkpoint" "./test_misc" \
+	  ../test/run_tests.sh "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
 	  "bash test/test_cli.sh ./train_gpt"
 
+quickstart:
+	@bash scripts/quickstart.sh
+
 clean:
-	rm -rf train_gpt make_shards $(TEST_BINS) build-san fuzz-build
+	rm -rf train_gpt infer_cpu make_shards $(TEST_BINS) build-san fuzz-build
