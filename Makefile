@@ -38,7 +38,8 @@ $(info node:   $(if $(NODE),$(NODE),not found (the tokenizer parity test is skip
 $(info ---------------------------------------------)
 
 HEADERS = $(wildcard llmc/*.h)
-TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc gen_shard
+TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
+            test_tokenizer_parity gen_shard
 
 .PHONY: all test test-san clean help fuzz quickstart
 
@@ -75,13 +76,21 @@ test_checkpoint: test/test_checkpoint.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 test_misc: test/test_misc.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_tokenizer: test/test_tokenizer.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_tokenizer_parity: test/test_tokenizer_parity.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+bench_tokenizer: dev/bench_tokenizer.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 gen_shard: test/gen_shard.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
-            "bash test/test_cli.sh ./train_gpt"
+            "bash test/test_cli.sh ./train_gpt" "bash data/get_tokenizer.sh && ./test_tokenizer" \
+            "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
+            "bash test/test_infer.sh ./infer_cpu"
 
-test: train_gpt $(TEST_BINS)
+test: train_gpt infer_cpu make_shards $(TEST_BINS)
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS)
 
 # the same tests, built with AddressSanitizer + UBSan into build-san/
@@ -94,13 +103,19 @@ test-san:
 	$(CC) $(SAN_FLAGS) test/test_dataloader.c -o build-san/test_dataloader $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_checkpoint.c -o build-san/test_checkpoint $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_misc.c -o build-san/test_misc $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_tokenizer.c -o build-san/test_tokenizer $(LDLIBS)
+	$(CC) $(SAN_FLAGS) infer.c -o build-san/infer_cpu $(LDLIBS)
+	$(CC) $(SAN_FLAGS) data/make_shards.c -o build-san/make_shards $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/gen_shard.c -o build-san/gen_shard $(LDLIBS)
-	@cd build-san && ln -sf ../test . && ln -sf ../llmc . && ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 \
-	  ../test/run_tests.sh "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
-	  "bash test/test_cli.sh ./train_gpt"
+	@bash data/get_tokenizer.sh > /dev/null
+	@ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 GEN=build-san/gen_shard test/run_tests.sh \
+	  "build-san/test_gpt" "build-san/test_gradcheck" "build-san/test_kvcache" "build-san/test_dataloader" \
+	  "build-san/test_checkpoint" "build-san/test_misc" "build-san/test_tokenizer" \
+	  "bash test/test_cli.sh build-san/train_gpt" "bash test/test_make_shards.sh build-san/make_shards" \
+	  "bash test/test_infer.sh build-san/infer_cpu"
 
 quickstart:
 	@bash scripts/quickstart.sh
 
 clean:
-	rm -rf train_gpt infer_cpu make_shards $(TEST_BINS) build-san fuzz-build
+	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san fuzz-build

@@ -117,14 +117,24 @@ static inline void atomic_file_commit(AtomicFile* af) {
     }
 }
 
-// make_dir: mkdir -p for one level; an existing directory is fine
+// make_dir: mkdir -p: creates path and its missing parents; an existing directory is fine
 static inline void make_dir(const char* path) {
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) { die("'%s' exists and is not a directory", path); }
-        return;
+    char buf[1024];
+    if (strlen(path) >= sizeof(buf)) { die("path too long: '%s'", path); }
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char* p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0') { continue; }
+        char saved = *p;
+        *p = '\0';
+        struct stat st;
+        if (stat(buf, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) { die("'%s' exists and is not a directory", buf); }
+        } else if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            die("cannot create directory '%s': %s", buf, strerror(errno));
+        }
+        *p = saved;
+        if (saved == '\0') { break; }
     }
-    if (mkdir(path, 0755) != 0) { die("cannot create directory '%s': %s", path, strerror(errno)); }
 }
 
 // ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 #   usage: bash scripts/quickstart.sh        (env STEPS, THREADS to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-180}
 THREADS=${THREADS:-$(nproc)}
 OUT=out/quickstart
 t_start=$(date +%s)

@@ -1,0 +1,301 @@
+/*
+ * make_shards.c: turns text into token shards (SPEC section 3, llm.c's layout)
+ * with the GPT-2 tokenizer. Every document is preceded by the EOT token. The
+ * first documents go to a validation shard, the rest to training shards.
+ *
+ *   make make_shards
+ *   ./make_shards -o data/mine/mine a.txt b.txt ...      (one document per file)
+ *   ./make_shards -o data/mine/mine --jsonl docs.jsonl   (a "text" field per line)
+ *   ./make_shards -o data/mine/mine --lines docs.txt     (one document per line)
+ *   ./make_shards --stats "data/mine/mine_train_*.bin"   (unigram entropy)
+ * Output: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ...
+ * Flags: -tk tokenizer (default data/gpt2/tokenizer.bin), -v validation
+ * documents (default 1% of the documents, at least 1), -s tokens per shard
+ * (default 100M). Every shard is written atomically (temp name, rename).
+ */
+#include <glob.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "llmc/dataloader.h"
+#include "llmc/shard.h"
+#include "llmc/tokenizer.h"
+#include "llmc/utils.h"
+
+typedef struct {
+    char** docs;
+    size_t* lens;
+    size_t n, cap;
+} DocList;
+
+static void docs_add(DocList* d, char* text, size_t len) {
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 1024;
+        d->docs = (char**)reallocCheck(d->docs, d->cap * sizeof(char*));
+        d->lens = (size_t*)reallocCheck(d->lens, d->cap * sizeof(size_t));
+    }
+    d->docs[d->n] = text;
+    d->lens[d->n] = len;
+    d->n++;
+}
+
+static char* read_file(const char* path, size_t* len) {
+    FILE* fp = fopenCheck(path, "rb");
+    long long n = file_size(fp, path);
+    char* buf = (char*)mallocCheck((size_t)n + 1);
+    if (n > 0) { freadCheck(buf, 1, (size_t)n, fp, path); }
+    fclose(fp);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+// check_text: text input must not be binary: no NUL bytes, and at most 1% of
+// its bytes outside valid UTF-8
+static void check_text(const char* what, const char* s, size_t n) {
+    if (memchr(s, '\0', n) != NULL) { die("'%s' looks binary (it contains NUL bytes); give text files", what); }
+    size_t bad = 0, i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = utf8_next((const unsigned char*)s + i, n - i, &cp);
+        if (cp == UINT32_MAX) bad++;
+        i += k;
+    }
+    if (bad * 100 > n) { die("'%s' looks binary (%zu of %zu bytes are not UTF-8); give text files", what, bad, n); }
+}
+
+// json_text_field: the decoded "text" string of one JSON object line, or NULL
+static char* json_text_field(const char* line, size_t n, size_t* out_len, const char* path, size_t lineno) {
+    const char* p = line;
+    const char* end = line + n;
+    const char* key = NULL;
+    for (const char* q = p; q + 6 <= end; q++) {
+        if (memcmp(q, "\"text\"", 6) == 0) { key = q + 6; break; }
+    }
+    if (key == NULL) { return NULL; }
+    while (key < end && (*key == ' ' || *key == '\t' || *key == ':')) key++;
+    if (key >= end || *key != '"') { die("'%s' line %zu: \"text\" is not a string", path, lineno); }
+    key++;
+    char* out = (char*)mallocCheck(n + 1);
+    size_t m = 0;
+    while (key < end && *key != '"') {
+        if (*key != '\\') { out[m++] = *key++; continue; }
+        if (key + 1 >= end) break;
+        char e = key[1];
+        key += 2;
+        switch (e) {
+            case 'n': out[m++] = '\n'; break;
+            case 't': out[m++] = '\t'; break;
+            case 'r': out[m++] = '\r'; break;
+            case 'b': out[m++] = '\b'; break;
+            case 'f': out[m++] = '\f'; break;
+            case '/': case '\\': case '"': out[m++] = e; break;
+            case 'u': {
+                if (key + 4 > end) { die("'%s' line %zu: bad \\u escape", path, lineno); }
+                uint32_t cp = (uint32_t)strtoul((char[5]){key[0], key[1], key[2], key[3], 0}, NULL, 16);
+                key += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && key + 6 <= end && key[0] == '\\' && key[1] == 'u') {
+                    uint32_t lo = (uint32_t)strtoul((char[5]){key[2], key[3], key[4], key[5], 0}, NULL, 16);
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); key += 6; }
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF) { cp = 0xFFFD; }  // a lone surrogate
+                if (cp < 0x80) { out[m++] = (char)cp; }
+                else if (cp < 0x800) { out[m++] = (char)(0xC0 | (cp >> 6)); out[m++] = (char)(0x80 | (cp & 0x3F)); }
+                else if (cp < 0x10000) {
+                    out[m++] = (char)(0xE0 | (cp >> 12)); out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    out[m++] = (char)(0x80 | (cp & 0x3F));
+                } else {
+                    out[m++] = (char)(0xF0 | (cp >> 18)); out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                    out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[m++] = (char)(0x80 | (cp & 0x3F));
+                }
+                break;
+            }
+            default: die("'%s' line %zu: bad escape \\%c", path, lineno, e);
+        }
+    }
+    if (key >= end) { die("'%s' line %zu: unterminated \"text\" string", path, lineno); }
+    *out_len = m;
+    return out;
+}
+
+// read_lines: each non-empty line is a document (jsonl: its "text" field)
+static void read_lines(DocList* d, const char* path, int jsonl) {
+    size_t len;
+    char* buf = read_file(path, &len);
+    check_text(path, buf, len);
+    size_t start = 0, lineno = 0;
+    while (start < len) {
+        char* nl = (char*)memchr(buf + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        lineno++;
+        size_t n = end - start;
+        if (n > 0 && buf[start + n - 1] == '\r') n--;
+        if (n > 0) {
+            if (jsonl) {
+                size_t tl;
+                char* t = json_text_field(buf + start, n, &tl, path, lineno);
+                if (t == NULL) { die("'%s' line %zu has no \"text\" field", path, lineno); }
+                if (tl > 0) docs_add(d, t, tl); else free(t);
+            } else {
+                char* t = (char*)mallocCheck(n + 1);
+                memcpy(t, buf + start, n);
+                t[n] = '\0';
+                docs_add(d, t, n);
+            }
+        }
+        start = end + 1;
+    }
+    free(buf);
+}
+
+// write_shards: tokens in shards of at most shard_size tokens
+static void flush_shard(const char* prefix, const char* split, int* index, uint32_t* toks, size_t n, int vocab,
+                        size_t* total_shards) {
+    char path[1200];
+    if ((size_t)snprintf(path, sizeof(path), "%s_%s_%06d.bin", prefix, split, *index) >= sizeof(path)) {
+        die("output prefix too long");
+    }
+    shard_write(path, toks, n, vocab);
+    printf("wrote %s (%zu tokens)\n", path, n);
+    (*index)++;
+    (*total_shards)++;
+}
+
+// stats: unigram entropy of the tokens in shards matching a glob
+static void print_stats(const char* pattern) {
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) { die("no shards match '%s'", pattern); }
+    size_t cap = 1 << 17;
+    uint64_t* count = (uint64_t*)callocCheck(cap, sizeof(uint64_t));
+    uint64_t total = 0;
+    for (size_t s = 0; s < g.gl_pathc; s++) {
+        size_t ntok;
+        int tb;
+        FILE* fp = shard_read_header(g.gl_pathv[s], &ntok, &tb);
+        unsigned char buf[1 << 16];
+        size_t left = ntok;
+        while (left > 0) {
+            size_t k = left < sizeof(buf) / 4 ? left : sizeof(buf) / 4;
+            freadCheck(buf, tb, k, fp, g.gl_pathv[s]);
+            for (size_t i = 0; i < k; i++) {
+                uint32_t t = 0;
+                memcpy(&t, buf + i * tb, tb);
+                if (t >= cap) { die("token %u too large for --stats", t); }
+                count[t]++;
+            }
+            left -= k;
+            total += k;
+        }
+        fclose(fp);
+    }
+    double h = 0.0;
+    size_t distinct = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (count[i]) { double p = (double)count[i] / total; h -= p * log(p); distinct++; }
+    }
+    printf("tokens %llu | distinct %zu\n", (unsigned long long)total, distinct);
+    printf("unigram entropy: %.4f nats/token (%.4f bits/token)\n", h, h / log(2.0));
+    printf("a model that only learned token frequencies would have loss %.4f\n", h);
+    free(count);
+    globfree(&g);
+}
+
+int main(int argc, char** argv) {
+    const char* prefix = NULL;
+    const char* tok_path = "data/gpt2/tokenizer.bin";
+    const char* jsonl = NULL;
+    const char* lines = NULL;
+    long long val_docs = -1;
+    long long shard_size = 100000000;
+    DocList d = {0};
+    char** files = (char**)mallocCheck(argc * sizeof(char*));
+    int nfiles = 0;
+    for (int i = 1; i < argc; i++) {
+        const char* f = argv[i];
+        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
+            printf("usage: %s -o <prefix> [-tk tok.bin] [-v val_docs] [-s shard_tokens] (files... | --jsonl F | --lines F)\n"
+                   "       %s --stats '<glob of shards>'\n", argv[0], argv[0]);
+            return 0;
+        }
+        if (strcmp(f, "--stats") == 0) {
+            if (i + 1 >= argc) die("--stats needs a glob");
+            print_stats(argv[i + 1]);
+            return 0;
+        }
+        if (f[0] == '-') {
+            if (i + 1 >= argc) { die("flag %s needs a value (see --help)", f); }
+            const char* v = argv[++i];
+            if (strcmp(f, "-o") == 0) prefix = v;
+            else if (strcmp(f, "-tk") == 0) tok_path = v;
+            else if (strcmp(f, "--jsonl") == 0) jsonl = v;
+            else if (strcmp(f, "--lines") == 0) lines = v;
+            else if (strcmp(f, "-v") == 0) val_docs = parse_long(v, f, 0, 1LL << 40);
+            else if (strcmp(f, "-s") == 0) shard_size = parse_long(v, f, 1, 0x7fffffffLL);
+            else die("unknown flag %s (see --help)", f);
+        } else {
+            files[nfiles++] = argv[i];
+        }
+    }
+    if (prefix == NULL) { die("flag -o <prefix> is required (see --help)"); }
+    if ((jsonl != NULL) + (lines != NULL) + (nfiles > 0) != 1) { die("give input files, or --jsonl FILE, or --lines FILE"); }
+    Tokenizer tok;
+    tokenizer_init(&tok, tok_path);
+    if (!tok.can_encode) { die("tokenizer '%s' has no merges: it cannot encode", tok_path); }
+    if (jsonl) read_lines(&d, jsonl, 1);
+    if (lines) read_lines(&d, lines, 0);
+    for (int i = 0; i < nfiles; i++) {
+        size_t len;
+        char* t = read_file(files[i], &len);
+        if (len == 0) { die("'%s' is empty", files[i]); }
+        check_text(files[i], t, len);
+        docs_add(&d, t, len);
+    }
+    if (d.n == 0) { die("the input holds no documents"); }
+    if (val_docs < 0) { val_docs = d.n / 100 > 0 ? (long long)(d.n / 100) : 1; }
+    if ((size_t)val_docs >= d.n) { die("flag -v: %lld validation documents leave none for training (%zu documents)", val_docs, d.n); }
+
+    uint32_t* buf = (uint32_t*)mallocCheck(((size_t)shard_size + 1) * sizeof(uint32_t));
+    size_t nbuf = 0, total_tokens = 0, val_tokens = 0, shards = 0, bytes = 0;
+    uint32_t* ids = NULL;
+    size_t cap = 0;
+    int val_index = 0, train_index = 1;
+    for (size_t i = 0; i < d.n; i++) {
+        int is_val = i < (size_t)val_docs;
+        size_t n = tokenizer_encode(&tok, d.docs[i], d.lens[i], 0, &ids, &cap);
+        bytes += d.lens[i];
+        // EOT before each document; a document may span shards
+        size_t k = 0;
+        for (long long j = -1; j < (long long)n; j++) {
+            buf[nbuf++] = j < 0 ? tok.eot_token : ids[j];
+            if (nbuf == (size_t)shard_size) {
+                flush_shard(prefix, is_val ? "val" : "train", is_val ? &val_index : &train_index, buf, nbuf, tok.vocab_size, &shards);
+                nbuf = 0;
+            }
+            k++;
+        }
+        total_tokens += k;
+        if (is_val) val_tokens += k;
+        if ((is_val && i + 1 == (size_t)val_docs) || i + 1 == d.n) {
+            if (nbuf > 0) {
+                flush_shard(prefix, is_val ? "val" : "train", is_val ? &val_index : &train_index, buf, nbuf, tok.vocab_size, &shards);
+                nbuf = 0;
+            }
+        }
+        if ((i + 1) % 10000 == 0) {
+            fprintf(stderr, "\rdocuments %zu/%zu | tokens %zu", i + 1, d.n, total_tokens);
+        }
+        free(d.docs[i]);
+    }
+    fprintf(stderr, "\n");
+    printf("documents %zu (validation %lld) | bytes %zu | tokens %zu (validation %zu, train %zu) | shards %zu\n", d.n,
+           val_docs, bytes, total_tokens, val_tokens, total_tokens - val_tokens, shards);
+    free(ids);
+    free(buf);
+    free(d.docs);
+    free(d.lens);
+    free(files);
+    tokenizer_free(&tok);
+    return 0;
+}

