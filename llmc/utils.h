@@ -6,7 +6,8 @@
  *
  * defines: die, fopenCheck, freadCheck, fwriteCheck, fseekCheck, fcloseCheck,
  *          mallocCheck, callocCheck, reallocCheck, file_size, atomic_file_open,
- *          atomic_file_commit, make_dir, parse_int, parse_float, parse_long
+ *          atomic_file_commit, make_dir, parse_int, parse_float, parse_long,
+ *          llmc_die_jmp (only with -DLLMC_DIE_LONGJMP, see die)
  */
 #ifndef LLMC_UTILS_H
 #define LLMC_UTILS_H
@@ -20,6 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef LLMC_DIE_LONGJMP
+// Fuzz builds only (test/fuzz/): exit() inside a libFuzzer run counts as a crash
+// ("fuzz target exited"), so with this macro die() longjmps to *llmc_die_jmp when
+// the fuzz target has set it, and the next input runs. The trap: whatever the
+// failing loader had opened or allocated is not freed on this path; the fuzz
+// target closes and frees what it can reach (see test/fuzz/fuzz_common.h).
+// Without the macro, or with llmc_die_jmp NULL, die() exits as always.
+#include <setjmp.h>
+static jmp_buf* llmc_die_jmp = NULL;
+#endif
+
 // die: print "error: <message>" (one line) and exit(1). Use for every user-facing error.
 static void die(const char* fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char* fmt, ...) {
@@ -30,6 +42,9 @@ static void die(const char* fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     fflush(stdout);
+#ifdef LLMC_DIE_LONGJMP
+    if (llmc_die_jmp != NULL) { longjmp(*llmc_die_jmp, 1); }
+#endif
     exit(1);
 }
 
