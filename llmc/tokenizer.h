@@ -11,7 +11,7 @@
  * Encoding: the text is split by GPT-2's pre-tokenization pattern
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * implemented by hand with JavaScript's meaning of \s (the reference encoder is
- * gpt-3-encoder's Encoder.js) and Unicode 15 categories for \p{L}, \p{N}
+ * gpt-3-encoder's Encoder.js) and node's (ICU's) categories for \p{L}, \p{N}
  * (llmc/unicode_tables.h). Each piece's UTF-8 bytes are then merged pairwise,
  * lowest rank first, every occurrence of the chosen pair left to right.
  * Invalid UTF-8: each byte that does not start a valid sequence is a piece of
@@ -22,7 +22,8 @@
  *
  * defines: Tokenizer, tokenizer_init, tokenizer_free, tokenizer_decode,
  *          tokenizer_encode, tokenizer_print, utf8_first_invalid, Utf8Stream,
- *          utf8_stream_init, utf8_stream_write, utf8_stream_flush, TOKENIZER_MAGIC
+ *          utf8_stream_init, utf8_stream_write, utf8_stream_flush, TOKENIZER_MAGIC,
+ *          tok_bpe, tok_bpe_heap
  */
 #ifndef LLMC_TOKENIZER_H
 #define LLMC_TOKENIZER_H
@@ -281,6 +282,76 @@ static inline size_t tok_bpe(const Tokenizer* t, uint32_t* ids, size_t n) {
     return n;
 }
 
+// tok_bpe_heap: the same merges as tok_bpe in O(n log n): a linked list of the
+// pieces and a min-heap of (rank, position) over adjacent pairs; an entry whose
+// pair is no longer there is skipped when popped. Equal to tok_bpe's "lowest
+// rank first, every occurrence left to right" because a merge never creates a
+// pair of lower rank than its own: every operand of merge k is produced by a
+// merge < k (GPT-2's list is in training order; true for all 50000 merges).
+typedef struct { uint32_t rank, pos; } TokHeapItem;
+
+static inline int tok_heap_less(TokHeapItem a, TokHeapItem b) {
+    return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static inline void tok_heap_push(TokHeapItem* h, size_t* n, TokHeapItem x) {
+    size_t i = (*n)++;
+    while (i > 0 && tok_heap_less(x, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = x;
+}
+
+static inline TokHeapItem tok_heap_pop(TokHeapItem* h, size_t* n) {
+    TokHeapItem top = h[0], x = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && tok_heap_less(h[c + 1], h[c])) c++;
+        if (!tok_heap_less(h[c], x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+    return top;
+}
+
+static inline size_t tok_bpe_heap(const Tokenizer* t, uint32_t* ids, size_t n) {
+    if (n < 2) return n;
+    // next[i]/prev[i]: neighbours in the list (n / SIZE_MAX at the ends); a merged-away node gets UINT32_MAX
+    size_t* next = (size_t*)mallocCheck(n * sizeof(size_t));
+    size_t* prev = (size_t*)mallocCheck(n * sizeof(size_t));
+    TokHeapItem* heap = (TokHeapItem*)mallocCheck(3 * n * sizeof(TokHeapItem));  // n-1 initial + 2 per merge
+    size_t hn = 0;
+    for (size_t i = 0; i < n; i++) { next[i] = i + 1; prev[i] = i == 0 ? SIZE_MAX : i - 1; }
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t r, m;
+        if (tok_merge_lookup(t, ids[i], ids[i + 1], &r, &m)) tok_heap_push(heap, &hn, (TokHeapItem){r, (uint32_t)i});
+    }
+    while (hn > 0) {
+        TokHeapItem e = tok_heap_pop(heap, &hn);
+        size_t i = e.pos, j = next[i];
+        if (ids[i] == UINT32_MAX || j >= n) continue;
+        uint32_t r, m;
+        // stale: the pair at i changed since the entry was pushed
+        if (!tok_merge_lookup(t, ids[i], ids[j], &r, &m) || r != e.rank) continue;
+        ids[i] = m;
+        ids[j] = UINT32_MAX;
+        next[i] = next[j];
+        if (next[j] < n) prev[next[j]] = i;
+        if (prev[i] != SIZE_MAX && tok_merge_lookup(t, ids[prev[i]], ids[i], &r, &m))
+            tok_heap_push(heap, &hn, (TokHeapItem){r, (uint32_t)prev[i]});
+        if (next[i] < n && tok_merge_lookup(t, ids[i], ids[next[i]], &r, &m))
+            tok_heap_push(heap, &hn, (TokHeapItem){r, (uint32_t)i});
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i = next[i]) ids[w++] = ids[i];
+    free(next); free(prev); free(heap);
+    return w;
+}
+
+// a piece longer than this goes through the heap: tok_bpe is quadratic in its length
+#define TOK_BPE_HEAP_MIN 64
+
 static inline void tok_push(uint32_t** out, size_t* cap, size_t* n, uint32_t id) {
     if (*n >= *cap) {
         *cap = *cap ? 2 * *cap : 1024;
@@ -310,9 +381,10 @@ static inline size_t tokenizer_encode(const Tokenizer* t, const char* text, size
         while (i < seg_end) {
             size_t j = tok_pretoken_end(s, seg_end, i);
             size_t m = j - i;
+            if (m == 0 || m > ((size_t)1 << 40)) { die("tokenizer: bad piece length %zu", m); }
             uint32_t* ids = m <= 256 ? piece : (uint32_t*)mallocCheck(m * sizeof(uint32_t));
             for (size_t k = 0; k < m; k++) { ids[k] = t->byte_token[s[i + k]]; }
-            size_t r = tok_bpe(t, ids, m);
+            size_t r = m > TOK_BPE_HEAP_MIN ? tok_bpe_heap(t, ids, m) : tok_bpe(t, ids, m);
             for (size_t k = 0; k < r; k++) { tok_push(out, cap, &n, ids[k]); }
             if (ids != piece) { free(ids); }
             i = j;

@@ -30,5 +30,23 @@ head -c 4000 /bin/ls > "$W/bin.dat"
 [ $rc -ne 0 ] && grep -q "^error: .*bin.dat.*binary" "$W/err.txt" && ! ls "$W"/x_* > /dev/null 2>&1 && ok "binary input: $(head -1 "$W/err.txt")" || bad "binary input rc $rc: $(cat "$W/err.txt")"
 "$MS" -o "$W/y" --jsonl "$W/lines.txt" 2> "$W/err.txt"; rc=$?
 [ $rc -ne 0 ] && grep -q "^error: .*no \"text\" field" "$W/err.txt" && ok "jsonl without a text field: $(head -1 "$W/err.txt")" || bad "bad jsonl rc $rc"
+printf '{"type": "text", "meta": {"text": "nested"}, "text": "the real one"}\n{"text": "b"}\n' > "$W/k.jsonl"
+"$MS" -o "$W/k" -v 1 --jsonl "$W/k.jsonl" > /dev/null 2>&1 && od -An -tu2 -j1024 "$W/k_val_000000.bin" | tr -s ' ' | grep -q "^ 50256 1169 1103 530$" \
+    && ok "--jsonl takes the top-level text key, not a value or a nested key" || bad "jsonl key: $(od -An -tu2 -j1024 "$W/k_val_000000.bin")"
+printf '{"text": "bad \\u00zz"}\n' > "$W/u.jsonl"
+"$MS" -o "$W/u" --jsonl "$W/u.jsonl" 2> "$W/err.txt"; rc=$?
+[ $rc -ne 0 ] && grep -q "^error: .*bad .u escape" "$W/err.txt" && ok "a bad \\u escape is an error" || bad "bad escape rc $rc: $(cat "$W/err.txt")"
+# tokenizer files: missing, truncated, wrong magic, wrong version
+expect_tok() {
+    "$MS" -o "$W/t" -tk "$2" "$W/a.txt" 2> "$W/err.txt"; local rc=$?
+    [ $rc -ne 0 ] && grep -qE "^error: .*$3" "$W/err.txt" && ok "tokenizer $1: $(head -1 "$W/err.txt")" || bad "tokenizer $1 rc $rc: $(cat "$W/err.txt")"
+}
+TKF=data/gpt2/tokenizer.bin
+expect_tok "missing" "$W/none.bin" "none.bin"
+head -c 5000 $TKF > "$W/tt.bin"; expect_tok "truncated" "$W/tt.bin" "tt.bin.*truncated"
+cp "$W/a.txt" "$W/tm.bin"; expect_tok "too short" "$W/tm.bin" "tm.bin.*truncated"
+{ printf '\x01\x00\x00\x00'; tail -c +5 $TKF; } > "$W/tg.bin"; expect_tok "wrong magic" "$W/tg.bin" "tg.bin.*not a tokenizer"
+{ head -c 4 $TKF; printf '\x09\x00\x00\x00'; tail -c +9 $TKF; } > "$W/tv.bin"; expect_tok "wrong version" "$W/tv.bin" "tv.bin.*version 9"
+{ cat $TKF; printf 'xx'; } > "$W/tx.bin"; expect_tok "trailing bytes" "$W/tx.bin" "tx.bin.*trailing"
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
