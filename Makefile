@@ -117,5 +117,10 @@ test-san:
 quickstart:
 	@bash scripts/quickstart.sh
 
+# the file-loader fuzzers (libFuzzer + ASan + UBSan), FUZZ_SECONDS each (default 60);
+# needs clang with the libFuzzer runtime: apt-get install -y clang libclang-rt-14-dev
+fuzz:
+	@bash test/fuzz/run_fuzz.sh
+
 clean:
 	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san fuzz-build

@@ -150,8 +150,11 @@ static inline FILE* state_read_header(const char* path, TrainState* s) {
     s->data_sample = get_u64(h + 11); s->shard_offset = get_u64(h + 13); s->shard_size = get_u64(h + 15);
     s->num_parameters = get_u64(h + 17); s->config_hash = get_u64(h + 19);
     s->B = h[21]; s->T = h[22]; s->grad_accum = h[23]; s->shuffle = h[24]; s->data_seed = get_u64(h + 25);
+    // the shard must lie inside the model; written as two comparisons because
+    // shard_offset + shard_size can wrap around 2^64 and pass a single one
     if (s->step < 0 || s->world_size < 1 || s->rank < 0 || s->rank >= s->world_size ||
-        s->shard_offset + s->shard_size > s->num_parameters || s->shard_size > ((uint64_t)1 << 40)) {
+        s->shard_offset > s->num_parameters || s->shard_size > s->num_parameters - s->shard_offset ||
+        s->shard_size > ((uint64_t)1 << 40)) {
         die("training state '%s' has an inconsistent header", path);
     }
     long long expect = HEADER_INTS * 4LL + 3LL * 4LL * (long long)s->shard_size;

@@ -38,7 +38,7 @@ static inline void rng_fill_normal(float* out, size_t n, float std, uint64_t* st
     for (size_t i = 0; i < n; i++) { out[i] = (float)(std * rng_normal(state)); }
 }
 
-// uniform integer in [0, n) without modulo bias (Lemire's method)
+// uniform integer in [0, n) without modulo bias: reject draws below 2^64 mod n
 static inline uint64_t rng_below(uint64_t* state, uint64_t n) {
     if (n <= 1) return 0;
     uint64_t threshold = (0 - n) % n;
