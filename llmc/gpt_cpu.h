@@ -629,6 +629,34 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     model->seq_len = T;
 }
 
+// LayerActs: layer l's slices of the activations, shapes as in Activations
+typedef struct {
+    const float* x;  // (B, T, C) the layer's input
+    float *ln1, *ln1_rstd, *qkv, *qk_rstd, *q, *k, *att, *atty, *res_mid, *ln2, *ln2_rstd, *fch, *sw, *out;
+} LayerActs;
+
+static LayerActs layer_acts(const Activations* a, int l, int B, int T, const GPTConfig* c) {
+    size_t BT = (size_t)B * T, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, hd = C / NH, F = c->ffn_dim;
+    size_t QKV = (NH + 2 * NKV) * hd;
+    LayerActs la;
+    la.x = l == 0 ? a->encoded : a->res_out + (size_t)(l - 1) * BT * C;
+    la.ln1 = a->ln1 + l * BT * C;
+    la.ln1_rstd = a->ln1_rstd + l * BT;
+    la.qkv = a->qkv + l * BT * QKV;
+    la.qk_rstd = a->qk_rstd + l * BT * (NH + NKV);
+    la.q = a->q + l * BT * NH * hd;
+    la.k = a->k + l * BT * NKV * hd;
+    la.att = a->att + l * (size_t)B * NH * T * T;
+    la.atty = a->atty + l * BT * NH * hd;
+    la.res_mid = a->res_mid + l * BT * C;
+    la.ln2 = a->ln2 + l * BT * C;
+    la.ln2_rstd = a->ln2_rstd + l * BT;
+    la.fch = a->fch + l * BT * 2 * F;
+    la.sw = a->swiglu + l * BT * F;
+    la.out = a->res_out + l * BT * C;
+    return la;
+}
+
 // gpt_forward: inputs, targets (B, T) token ids (targets may be NULL: logits only).
 // Sets model->mean_loss (or -1) and leaves the logits in model->acts.logits (B, T, Vp).
 static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T, float zloss) {
@@ -651,38 +679,24 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
     Activations a = model->acts;
     encoder_forward(a.encoded, inputs, p.wte, BT, C);
     for (int l = 0; l < L; l++) {
-        const float* x = l == 0 ? a.encoded : a.res_out + (size_t)(l - 1) * BT * C;
-        float* ln1 = a.ln1 + (size_t)l * BT * C;
-        float* ln1_rstd = a.ln1_rstd + (size_t)l * BT;
-        float* qkv = a.qkv + (size_t)l * BT * QKV;
-        float* qk_rstd = a.qk_rstd + (size_t)l * BT * (NH + NKV);
-        float* q = a.q + (size_t)l * BT * NH * hd;
-        float* k = a.k + (size_t)l * BT * NKV * hd;
-        float* att = a.att + (size_t)l * B * NH * T * T;
-        float* atty = a.atty + (size_t)l * BT * NH * hd;
-        float* res_mid = a.res_mid + (size_t)l * BT * C;
-        float* ln2 = a.ln2 + (size_t)l * BT * C;
-        float* ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        float* fch = a.fch + (size_t)l * BT * 2 * F;
-        float* sw = a.swiglu + (size_t)l * BT * F;
-        float* out = a.res_out + (size_t)l * BT * C;
-        rmsnorm_forward(ln1, ln1_rstd, x, p.ln1_w + (size_t)l * C, BT, C, c->norm_eps);
-        matmul_forward(qkv, ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV, model->scratch);
-        qknorm_rope_forward(q, k, qk_rstd, qkv, p.q_norm_w + (size_t)l * hd, p.k_norm_w + (size_t)l * hd,
+        LayerActs la = layer_acts(&a, l, B, T, c);
+        rmsnorm_forward(la.ln1, la.ln1_rstd, la.x, p.ln1_w + (size_t)l * C, BT, C, c->norm_eps);
+        matmul_forward(la.qkv, la.ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV, model->scratch);
+        qknorm_rope_forward(la.q, la.k, la.qk_rstd, la.qkv, p.q_norm_w + (size_t)l * hd, p.k_norm_w + (size_t)l * hd,
                             model->rope_cos, model->rope_sin, B, T, 0, NH, NKV, hd, c->qk_norm, c->norm_eps);
-        attention_forward(atty, att, q, k, qkv, B, T, NH, NKV, hd);
-        matmul_forward(a.branch, atty, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C, model->scratch);
-        residual_forward(res_mid, x, a.branch, (size_t)BT * C);
+        attention_forward(la.atty, la.att, la.q, la.k, la.qkv, B, T, NH, NKV, hd);
+        matmul_forward(a.branch, la.atty, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C, model->scratch);
+        residual_forward(la.res_mid, la.x, a.branch, (size_t)BT * C);
         // the MLP reads ln2(res_mid), or ln1(x) in a parallel block
-        const float* mlp_in = ln1;
+        const float* mlp_in = la.ln1;
         if (!c->parallel_block) {
-            rmsnorm_forward(ln2, ln2_rstd, res_mid, p.ln2_w + (size_t)l * C, BT, C, c->norm_eps);
-            mlp_in = ln2;
+            rmsnorm_forward(la.ln2, la.ln2_rstd, la.res_mid, p.ln2_w + (size_t)l * C, BT, C, c->norm_eps);
+            mlp_in = la.ln2;
         }
-        matmul_forward(fch, mlp_in, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F, model->scratch);
-        swiglu_forward(sw, fch, BT, F);
-        matmul_forward(a.branch, sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C, model->scratch);
-        residual_forward(out, res_mid, a.branch, (size_t)BT * C);
+        matmul_forward(la.fch, mlp_in, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F, model->scratch);
+        swiglu_forward(la.sw, la.fch, BT, F);
+        matmul_forward(a.branch, la.sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C, model->scratch);
+        residual_forward(la.out, la.res_mid, a.branch, (size_t)BT * C);
     }
     const float* xL = a.res_out + (size_t)(L - 1) * BT * C;
     rmsnorm_forward(a.lnf, a.lnf_rstd, xL, p.lnf_w, BT, C, c->norm_eps);
@@ -724,47 +738,34 @@ static void gpt_backward(GPT* model, int B, int T, float zloss, float loss_scale
     memset(d.dres, 0, (size_t)BT * C * sizeof(float));
     rmsnorm_backward(d.dres, g.lnf_w, d.dln, xL, p.lnf_w, a.lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
-        const float* x = l == 0 ? a.encoded : a.res_out + (size_t)(l - 1) * BT * C;
-        float* ln1 = a.ln1 + (size_t)l * BT * C;
-        float* ln1_rstd = a.ln1_rstd + (size_t)l * BT;
-        float* qkv = a.qkv + (size_t)l * BT * QKV;
-        float* qk_rstd = a.qk_rstd + (size_t)l * BT * (NH + NKV);
-        float* q = a.q + (size_t)l * BT * NH * hd;
-        float* k = a.k + (size_t)l * BT * NKV * hd;
-        float* att = a.att + (size_t)l * B * NH * T * T;
-        float* atty = a.atty + (size_t)l * BT * NH * hd;
-        float* res_mid = a.res_mid + (size_t)l * BT * C;
-        float* ln2 = a.ln2 + (size_t)l * BT * C;
-        float* ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        float* fch = a.fch + (size_t)l * BT * 2 * F;
-        float* sw = a.swiglu + (size_t)l * BT * F;
+        LayerActs la = layer_acts(&a, l, B, T, c);
         // d.dres holds d(out). out = res_mid + mlp(...): d(res_mid) = d(out) + (through ln2 when sequential)
         memset(d.dswiglu, 0, (size_t)BT * F * sizeof(float));
-        matmul_backward(d.dswiglu, g.fc_proj_w + (size_t)l * C * F, d.dres, sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C);
+        matmul_backward(d.dswiglu, g.fc_proj_w + (size_t)l * C * F, d.dres, la.sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C);
         memset(d.dfch, 0, (size_t)BT * 2 * F * sizeof(float));
-        swiglu_backward(d.dfch, d.dswiglu, fch, BT, F);
+        swiglu_backward(d.dfch, d.dswiglu, la.fch, BT, F);
         // d.dln collects the gradient of the normed input(s): ln2 (sequential) or ln1 (parallel)
         memset(d.dln, 0, (size_t)BT * C * sizeof(float));
-        const float* mlp_in = c->parallel_block ? ln1 : ln2;
+        const float* mlp_in = c->parallel_block ? la.ln1 : la.ln2;
         matmul_backward(d.dln, g.fc_w + (size_t)l * 2 * F * C, d.dfch, mlp_in, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F);
         float* dmid = d.dres;  // d(res_mid) = d(out), plus the ln2 path when sequential
         if (!c->parallel_block) {
-            rmsnorm_backward(dmid, g.ln2_w + (size_t)l * C, d.dln, res_mid, p.ln2_w + (size_t)l * C, ln2_rstd, BT, C);
+            rmsnorm_backward(dmid, g.ln2_w + (size_t)l * C, d.dln, la.res_mid, p.ln2_w + (size_t)l * C, la.ln2_rstd, BT, C);
             memset(d.dln, 0, (size_t)BT * C * sizeof(float));
         }
         // res_mid = x + attn_proj(atty): d(x) = d(res_mid) + the attention path
         memset(d.datty, 0, (size_t)BT * NH * hd * sizeof(float));
-        matmul_backward(d.datty, g.attn_proj_w + (size_t)l * C * NH * hd, dmid, atty,
+        matmul_backward(d.datty, g.attn_proj_w + (size_t)l * C * NH * hd, dmid, la.atty,
                         p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C);
         memset(d.dq, 0, (size_t)BT * NH * hd * sizeof(float));
         memset(d.dk, 0, (size_t)BT * NKV * hd * sizeof(float));
         memset(d.dqkv, 0, (size_t)BT * QKV * sizeof(float));
-        attention_backward(d.dq, d.dk, d.dqkv, d.datty, att, q, k, qkv, d.datt, B, T, NH, NKV, hd);
-        qknorm_rope_backward(d.dqkv, g.q_norm_w + (size_t)l * hd, g.k_norm_w + (size_t)l * hd, d.dq, d.dk, qkv,
-                             p.q_norm_w + (size_t)l * hd, p.k_norm_w + (size_t)l * hd, qk_rstd, model->rope_cos,
+        attention_backward(d.dq, d.dk, d.dqkv, d.datty, la.att, la.q, la.k, la.qkv, d.datt, B, T, NH, NKV, hd);
+        qknorm_rope_backward(d.dqkv, g.q_norm_w + (size_t)l * hd, g.k_norm_w + (size_t)l * hd, d.dq, d.dk, la.qkv,
+                             p.q_norm_w + (size_t)l * hd, p.k_norm_w + (size_t)l * hd, la.qk_rstd, model->rope_cos,
                              model->rope_sin, B, T, NH, NKV, hd, c->qk_norm);
-        matmul_backward(d.dln, g.qkv_w + (size_t)l * QKV * C, d.dqkv, ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV);
-        rmsnorm_backward(dmid, g.ln1_w + (size_t)l * C, d.dln, x, p.ln1_w + (size_t)l * C, ln1_rstd, BT, C);
+        matmul_backward(d.dln, g.qkv_w + (size_t)l * QKV * C, d.dqkv, la.ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV);
+        rmsnorm_backward(dmid, g.ln1_w + (size_t)l * C, d.dln, la.x, p.ln1_w + (size_t)l * C, la.ln1_rstd, BT, C);
         // dmid (== d.dres) now holds d(x): the next layer down reads it as its d(out)
     }
     encoder_backward(g.wte, d.dres, model->inputs, BT, C);
