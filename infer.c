@@ -204,6 +204,7 @@ int main(int argc, char** argv) {
         if (!a.interactive) { fclose(fp); }
         if (count == 0 && !a.interactive) { die("'%s' holds no prompts", a.prompt_file); }
     }
+    fflush(stdout);  // the text first, then the summary on stderr
     if (!a.quiet) {
         double ms_tok = st.new_tokens > 0 ? 1000.0 * st.decode_s / st.new_tokens : 0.0;
         double wbw = st.decode_s > 0 ? model.layout.num_parameters * 4.0 * st.new_tokens / st.decode_s / 1e9 : 0.0;
