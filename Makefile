@@ -41,7 +41,7 @@ HEADERS = $(wildcard llmc/*.h)
 TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
             test_tokenizer_parity gen_shard
 
-.PHONY: all test test-san clean help fuzz quickstart
+.PHONY: all test test-san clean help fuzz quickstart dev-cuda
 
 all: train_gpt infer_cpu make_shards
 
@@ -50,6 +50,7 @@ help:
 	@echo "make train_gpt     the CPU reference trainer"
 	@echo "make infer_cpu     sampling on the CPU with a KV cache"
 	@echo "make make_shards   text files -> token shards"
+	@echo "make dev-cuda      the CUDA kernel harnesses of dev/cuda (needs nvcc; run them on a GPU)"
 	@echo "make test          every CPU test; ends with 'N passed, N failed'"
 	@echo "make test-san      the CPU tests under AddressSanitizer + UBSan"
 	@echo "make fuzz          the file-loader fuzzers, for a bounded time"
@@ -116,6 +117,9 @@ test-san:
 
 quickstart:
 	@bash scripts/quickstart.sh
+
+dev-cuda:
+	$(MAKE) -C dev/cuda all NVCC=$(NVCC)
 
 # the file-loader fuzzers (libFuzzer + ASan + UBSan), FUZZ_SECONDS each (default 60);
 # needs clang with the libFuzzer runtime: apt-get install -y clang libclang-rt-14-dev

@@ -14,36 +14,15 @@ Compile and run:
 versions: 1 (one thread per element, scalar), 2 (one thread per 8 elements, 128-bit loads/stores; falls back to 1 when F % 8 != 0 or unaligned)
 */
 #include "common.h"
+// the CPU reference is the project's own fp32 model code
+#include "../../llmc/gpt_cpu.h"
 
 typedef __nv_bfloat16 bf16;
 
 // ----------------------------------------------------------------------------
 // CPU reference (fp32)
 
-static void swiglu_forward_cpu(float* out, const float* fch, int N, int F) {
-    for (int i = 0; i < N; i++) {
-        const float* g = fch + (size_t)i * 2 * F;
-        const float* u = g + F;
-        float* o = out + (size_t)i * F;
-        for (int j = 0; j < F; j++) { o[j] = g[j] / (1.0f + expf(-g[j])) * u[j]; }
-    }
-}
 
-static void swiglu_backward_cpu(float* dfch, const float* dout, const float* fch, int N, int F) {
-    for (int i = 0; i < N; i++) {
-        const float* g = fch + (size_t)i * 2 * F;
-        const float* u = g + F;
-        const float* d = dout + (size_t)i * F;
-        float* dg = dfch + (size_t)i * 2 * F;
-        float* du = dg + F;
-        for (int j = 0; j < F; j++) {
-            float sig = 1.0f / (1.0f + expf(-g[j]));
-            float silu = g[j] * sig;
-            du[j] += d[j] * silu;
-            dg[j] += d[j] * u[j] * sig * (1.0f + g[j] * (1.0f - sig));
-        }
-    }
-}
 
 // ----------------------------------------------------------------------------
 // GPU kernels (expf, not __expf: the build has no fast math)
@@ -167,8 +146,8 @@ static int check(int version, int N, int F, HostRng* rng) {
     float* out = (float*)mallocCheckHost(NF * sizeof(float), "out");
     float* dfch = (float*)mallocCheckHost(2 * NF * sizeof(float), "dfch");
     memcpy(dfch, dfch0, 2 * NF * sizeof(float));
-    swiglu_forward_cpu(out, fch, N, F);
-    swiglu_backward_cpu(dfch, dout, fch, N, F);
+    swiglu_forward(out, fch, N, F);
+    swiglu_backward(dfch, dout, fch, N, F);
 
     bf16 *d_fch = device_bf16_from(fch, 2 * NF), *d_dout = device_bf16_from(dout, NF);
     bf16* d_dfch = device_bf16_from(dfch0, 2 * NF);
