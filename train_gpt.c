@@ -95,26 +95,7 @@ static void save_checkpoint(const GPT* model, const char* dir, int step, const T
     checkpoint_path(path, sizeof(path), dir, step);
     checkpoint_write(path, &model->config, model->params_memory, model->layout.num_parameters, DTYPE_FP32);
     printf("wrote checkpoint %s\n", path);
-    if (keep > 0) {
-        for (int old = step - 1; old >= 0; old--) {
-            // count newer complete checkpoints; remove the ones past the keep count
-            int newer = 0;
-            for (int s = old + 1; s <= step; s++) {
-                char p2[1200];
-                checkpoint_path(p2, sizeof(p2), dir, s);
-                if (access(p2, F_OK) == 0) { newer++; }
-            }
-            if (newer < keep) { continue; }
-            char p3[1200];
-            checkpoint_path(p3, sizeof(p3), dir, old);
-            if (access(p3, F_OK) == 0) {
-                remove(p3);
-                state_path(p3, sizeof(p3), dir, old, st->rank);
-                remove(p3);
-            }
-            if (newer > keep + 1) { break; }
-        }
-    }
+    if (keep > 0) { remove_old_checkpoints(dir, keep, st->rank); }
 }
 
 #ifndef TESTING

@@ -8,7 +8,8 @@
  *
  * defines: checkpoint_write, checkpoint_read, checkpoint_read_config, TrainState,
  *          state_write, state_read, checkpoint_path, state_path,
- *          latest_checkpoint_step, bf16_to_f32, f32_to_bf16_rne
+ *          checkpoint_steps, latest_checkpoint_step, remove_old_checkpoints,
+ *          bf16_to_f32, f32_to_bf16_rne
  */
 #ifndef LLMC_CHECKPOINT_H
 #define LLMC_CHECKPOINT_H
@@ -184,21 +185,54 @@ static inline void state_path(char* out, size_t n, const char* dir, int step, in
     if ((size_t)snprintf(out, n, "%s/state_%08d_%05d.bin", dir, step, rank) >= n) { die("output path too long: '%s'", dir); }
 }
 
-// latest_checkpoint_step: the highest step with a model file in dir, or -1
-static inline int latest_checkpoint_step(const char* dir) {
+// checkpoint_steps: the steps with a model file in dir, ascending; returns the count (*steps malloc'd)
+static inline int checkpoint_steps(const char* dir, int** steps) {
+    *steps = NULL;
     DIR* d = opendir(dir);
-    if (d == NULL) { return -1; }
-    int best = -1;
+    if (d == NULL) { return 0; }
+    int n = 0, cap = 0;
     struct dirent* e;
     while ((e = readdir(d)) != NULL) {
         int step;
         char tail[8];
-        if (sscanf(e->d_name, "model_%8d.bi%1s", &step, tail) == 2 && strlen(e->d_name) == 18 && tail[0] == 'n') {
-            if (step > best) { best = step; }
+        if (sscanf(e->d_name, "model_%8d.bi%1s", &step, tail) == 2 && strlen(e->d_name) == 18 && tail[0] == 'n' &&
+            e->d_name[6] >= '0' && e->d_name[6] <= '9') {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *steps = (int*)reallocCheck(*steps, (size_t)cap * sizeof(int));
+            }
+            int i = n++;  // insertion keeps the list sorted
+            while (i > 0 && (*steps)[i - 1] > step) { (*steps)[i] = (*steps)[i - 1]; i--; }
+            (*steps)[i] = step;
         }
     }
     closedir(d);
+    return n;
+}
+
+// latest_checkpoint_step: the highest step with a model file in dir, or -1
+static inline int latest_checkpoint_step(const char* dir) {
+    int* steps;
+    int n = checkpoint_steps(dir, &steps);
+    int best = n > 0 ? steps[n - 1] : -1;
+    free(steps);
     return best;
+}
+
+// remove_old_checkpoints: keeps the newest `keep` checkpoints of dir; for the
+// older ones removes the model file first (so the pair no longer counts as
+// complete), then this rank's state file
+static inline void remove_old_checkpoints(const char* dir, int keep, int rank) {
+    int* steps;
+    int n = checkpoint_steps(dir, &steps);
+    for (int i = 0; i + keep < n; i++) {
+        char path[1200];
+        checkpoint_path(path, sizeof(path), dir, steps[i]);
+        remove(path);
+        state_path(path, sizeof(path), dir, steps[i], rank);
+        remove(path);
+    }
+    free(steps);
 }
 
 #endif // LLMC_CHECKPOINT_H

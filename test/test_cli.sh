@@ -71,6 +71,11 @@ wait $pid 2> /dev/null
 cmp -s "$W/a/model_00000008.bin" "$W/c/model_00000008.bin" && ok "killed at a random moment, resumed: final model identical" \
     || bad "killed + resumed final model differs"
 
+# checkpoints to keep: -nk 2 with a checkpoint every 2 steps leaves steps 6 and 8
+"$TRAIN" $M -x 8 -n 2 -nk 2 -o "$W/k" > /dev/null 2>&1
+[ "$(ls "$W/k" | tr '\n' ' ')" = "model_00000006.bin model_00000008.bin state_00000006_00000.bin state_00000008_00000.bin " ] \
+    && ok "-nk 2 keeps the two newest checkpoints" || bad "-nk 2 left: $(ls "$W/k" | tr '\n' ' ')"
+
 # 4. evaluation only
 "$TRAIN" -e "$W/a/model_00000008.bin" -x 0 -b 2 -t 32 -j "$W/va_*.bin" -m 2 > "$W/e.txt" 2>&1
 grep -qE '^val loss [0-9]+\.[0-9]+$' "$W/e.txt" && ok "evaluation-only run: $(grep '^val loss' "$W/e.txt")" || bad "eval-only: $(tail -2 "$W/e.txt")"
