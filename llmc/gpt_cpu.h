@@ -17,7 +17,7 @@
  *          swiglu_forward/backward, classifier_forward/backward,
  *          ParameterTensors, Activations, GradActs, GPT, gpt_init_random,
  *          gpt_init_from_checkpoint, gpt_forward, gpt_zero_grad, gpt_backward,
- *          gpt_grad_norm, gpt_update, gpt_free, KVCache, kvcache_init,
+ *          gpt_grad_norm, adamw_update, gpt_update, gpt_free, KVCache, kvcache_init,
  *          kvcache_free, gpt_forward_cached
  */
 #ifndef LLMC_GPT_CPU_H
@@ -789,6 +789,24 @@ static float gpt_grad_norm(const GPT* model) {
     return (float)sqrt(total);
 }
 
+// adamw_update: one tensor's AdamW step t (1-based): p (n,), m, v (n,) updated in
+// place from gradients g (n,) scaled by grad_scale (the clipping factor); wd is
+// this tensor's weight decay (0 for norm weights and the embedding)
+static void adamw_update(float* p, float* m, float* v, const float* g, size_t n, float lr, float beta1, float beta2,
+                         float eps, float wd, float grad_scale, int t) {
+    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float mhat = mi / bc1, vhat = vi / bc2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+    }
+}
+
 // gpt_update: AdamW at optimizer step t (1-based), gradients scaled by grad_scale
 // (the clipping factor); weight decay on the matrices only (param_is_decayed)
 static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
@@ -798,24 +816,11 @@ static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps
         model->m_memory = (float*)callocCheck(n, sizeof(float));
         model->v_memory = (float*)callocCheck(n, sizeof(float));
     }
-    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     for (int ti = 0; ti < NUM_PARAMETER_TENSORS; ti++) {
         size_t off = model->layout.offsets[ti], sz = model->layout.sizes[ti];
         float wd = param_is_decayed(ti) ? weight_decay : 0.0f;
-        float* p = model->params_memory + off;
-        const float* g = model->grads_memory + off;
-        float* m = model->m_memory + off;
-        float* v = model->v_memory + off;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < sz; i++) {
-            float gi = g[i] * grad_scale;
-            float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-            float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            float mhat = mi / bc1, vhat = vi / bc2;
-            p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
-        }
+        adamw_update(model->params_memory + off, model->m_memory + off, model->v_memory + off,
+                     model->grads_memory + off, sz, lr, beta1, beta2, eps, wd, grad_scale, t);
     }
 }
 

@@ -32,25 +32,12 @@ Compile and run:
 versions: 1 (one thread per parameter), 2 (one thread per 4 parameters, 128-bit fp32 loads; falls back to 1 when n % 4 != 0 or unaligned)
 */
 #include "common.h"
+// the CPU reference is the project's own fp32 model code
+#include "../../llmc/gpt_cpu.h"
 
 typedef __nv_bfloat16 bf16;
 
-// ----------------------------------------------------------------------------
-// CPU reference (fp32, the loop of gpt_update for one tensor)
-
-static void adamw_cpu(float* p, float* m, float* v, const float* g, size_t n, float lr, float beta1, float beta2,
-                      float eps, float wd, float grad_scale, int t) {
-    float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * grad_scale;
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
-    }
-}
+// CPU reference: adamw_update of llmc/gpt_cpu.h (the loop gpt_update runs per tensor)
 
 // ----------------------------------------------------------------------------
 // stochastic rounding, shared by host (checks) and device
@@ -233,7 +220,7 @@ static int check(int version, size_t n, float wd, HostRng* rng) {
     memcpy(p, p0, n * sizeof(float));
     memcpy(m, m0, n * sizeof(float));
     memcpy(v, v0, n * sizeof(float));
-    adamw_cpu(p, m, v, g, n, LR, BETA1, BETA2, EPS, wd, GRAD_SCALE, STEP);
+    adamw_update(p, m, v, g, n, LR, BETA1, BETA2, EPS, wd, GRAD_SCALE, STEP);
 
     float *d_p = device_f32_from(p0, n), *d_m = device_f32_from(m0, n), *d_v = device_f32_from(v0, n);
     float* d_g = device_f32_from(g, n);
