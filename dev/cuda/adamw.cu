@@ -35,7 +35,6 @@ versions: 1 (one thread per parameter), 2 (one thread per 4 parameters, 128-bit 
 // the CPU reference is the project's own fp32 model code
 #include "../../llmc/gpt_cpu.h"
 
-typedef __nv_bfloat16 bf16;
 
 // CPU reference: adamw_update of llmc/gpt_cpu.h (the loop gpt_update runs per tensor)
 

@@ -35,7 +35,6 @@ versions: 1 (one block per row, scalar bf16 loads/stores), 2 (one block per row,
 // the CPU reference is the project's own fp32 model code
 #include "../../llmc/gpt_cpu.h"
 
-typedef __nv_bfloat16 bf16;
 
 // ----------------------------------------------------------------------------
 // GPU kernels (expf / tanhf, not the fast intrinsics: the build has no fast math)

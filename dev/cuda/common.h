@@ -3,8 +3,9 @@ common.h: shared helpers for the kernel development harnesses in dev/cuda/.
 Not a harness itself; every harness (.cu) in dev/cuda includes it. Build the harnesses with
     make -C dev/cuda all          (binaries land in dev/cuda/bin/)
 
-defines: cudaCheck, ceil_div, is_aligned16, BLOCK_SIZES, NUM_BLOCK_SIZES, BENCH_REPEATS,
-         warp_reduce_sum, Packed128 / x128 / f128, load128, load128cs, store128,
+brings llmc/cuda_common.cuh (cudaCheck, bf16, ceil_div, is_aligned16, warp_reduce_sum,
+Packed128 / x128 / f128, load128, load128cs, store128) and defines for the harnesses:
+         BLOCK_SIZES, NUM_BLOCK_SIZES, BENCH_REPEATS,
          HostRng (rng_init, rng_u32, rng_uniform, rng_normal), random_f32, mallocCheckHost,
          bf16_from_bits, bits_from_bf16, bf16_from_float, float_from_bf16, round_bf16,
          to_bf16_host, to_float_host, device_bf16_from, device_f32_from,
@@ -21,68 +22,12 @@ defines: cudaCheck, ceil_div, is_aligned16, BLOCK_SIZES, NUM_BLOCK_SIZES, BENCH_
 #include <stdlib.h>
 #include <string.h>
 
-// ----------------------------------------------------------------------------
-// error checking: names the failing expression, file and line, then exits 1
-
-#define cudaCheck(expr)                                                                          \
-    do {                                                                                         \
-        cudaError_t cuda_check_err_ = (expr);                                                    \
-        if (cuda_check_err_ != cudaSuccess) {                                                    \
-            fprintf(stderr, "[CUDA ERROR] %s:%d in %s: %s\n  -> %s\n", __FILE__, __LINE__,       \
-                    __func__, #expr, cudaGetErrorString(cuda_check_err_));                       \
-            if (cuda_check_err_ == cudaErrorNoDevice || cuda_check_err_ == cudaErrorInsufficientDriver) { \
-                fprintf(stderr, "---> HINT: these harnesses need a CUDA GPU and a driver\n");    \
-            }                                                                                    \
-            exit(1);                                                                             \
-        }                                                                                        \
-    } while (0)
-
-static inline int ceil_div(size_t a, size_t b) { return (int)((a + b - 1) / b); }
+#include "../../llmc/cuda_common.cuh"
 
 // the block sizes every harness checks each version at
 static const int BLOCK_SIZES[] = {32, 64, 128, 256, 512, 1024};
 static const int NUM_BLOCK_SIZES = (int)(sizeof(BLOCK_SIZES) / sizeof(BLOCK_SIZES[0]));
 #define BENCH_REPEATS 100
-
-// ----------------------------------------------------------------------------
-// device helpers
-
-#ifdef __CUDACC__
-__device__ __forceinline__ float warp_reduce_sum(float v) {
-    for (int off = 16; off > 0; off >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, off); }
-    return v;
-}
-
-// 128 bits of T in one load/store (8 bf16 or 4 float). The pointer must be
-// 16-byte aligned: callers check the row length and base pointers first.
-template <class T>
-struct alignas(16) Packed128 {
-    static constexpr int size = 16 / (int)sizeof(T);
-    T payload[size];
-    __device__ __forceinline__ T& operator[](int i) { return payload[i]; }
-    __device__ __forceinline__ const T& operator[](int i) const { return payload[i]; }
-};
-typedef Packed128<__nv_bfloat16> x128;
-typedef Packed128<float> f128;
-
-template <class T>
-__device__ __forceinline__ Packed128<T> load128(const T* p) {
-    return *reinterpret_cast<const Packed128<T>*>(p);
-}
-// load bypassing L1 persistence ("streaming"): for data read exactly once
-template <class T>
-__device__ __forceinline__ Packed128<T> load128cs(const T* p) {
-    Packed128<T> r;
-    *reinterpret_cast<int4*>(&r) = __ldcs(reinterpret_cast<const int4*>(p));
-    return r;
-}
-template <class T>
-__device__ __forceinline__ void store128(T* p, const Packed128<T>& v) {
-    *reinterpret_cast<Packed128<T>*>(p) = v;
-}
-#endif
-
-static inline int is_aligned16(const void* p) { return ((uintptr_t)p & 15u) == 0; }
 
 // ----------------------------------------------------------------------------
 // deterministic host RNG (xorshift64*), so every run sees the same inputs

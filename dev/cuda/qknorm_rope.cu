@@ -31,7 +31,6 @@ versions: forward 1 (warp per (token, head), lane owns pairs lane + 32 j, warp-r
 // the CPU reference is the project's own fp32 model code
 #include "../../llmc/gpt_cpu.h"
 
-typedef __nv_bfloat16 bf16;
 
 #define QKROPE_MAXJ 4                 // pairs per lane: hd / 2 <= 32 * QKROPE_MAXJ (hd <= 256)
 #define QKROPE_MAX_HD (64 * QKROPE_MAXJ)

@@ -25,7 +25,6 @@ versions: forward 1 (warp per row, scalar), 2 (warp per row, 128-bit loads, row 
 // the CPU reference is the project's own fp32 model code
 #include "../../llmc/gpt_cpu.h"
 
-typedef __nv_bfloat16 bf16;
 
 #define RMSNORM_PARTIAL_BLOCKS 512  // fixed, so dweight's summation order is fixed too
 

@@ -17,7 +17,6 @@ versions: 1 (one thread per element, scalar), 2 (one thread per 8 elements, 128-
 // the CPU reference is the project's own fp32 model code
 #include "../../llmc/gpt_cpu.h"
 
-typedef __nv_bfloat16 bf16;
 
 // ----------------------------------------------------------------------------
 // CPU reference (fp32)
