@@ -17,8 +17,8 @@
  *          swiglu_forward/backward, classifier_forward/backward,
  *          ParameterTensors, Activations, GradActs, GPT, gpt_init_random,
  *          gpt_init_from_checkpoint, gpt_forward, gpt_zero_grad, gpt_backward,
- *          gpt_grad_norm, adamw_update, gpt_update, gpt_free, KVCache, kvcache_init,
- *          kvcache_free, gpt_forward_cached
+ *          gpt_grad_norm, gpt_grad_sumsq_range, adamw_update, gpt_update, gpt_update_range,
+ *          gpt_free, KVCache, kvcache_init, kvcache_free, gpt_forward_cached
  */
 #ifndef LLMC_GPT_CPU_H
 #define LLMC_GPT_CPU_H
@@ -36,68 +36,105 @@
 // ----------------------------------------------------------------------------
 // matmul: every projection in the model is out = inp @ weight^T with weight
 // (OC, C) as PyTorch stores nn.Linear weights. All three products (forward,
-// dinp, dweight) go through one blocked kernel whose innermost loop runs along
-// a contiguous row, so the compiler vectorizes it without reassociating sums:
-// each output element is summed in a fixed order by one thread, so results do
-// not depend on the thread count.
+// dinp, dweight) go through one blocked kernel. B is copied ("packed") block by
+// block into a small contiguous buffer that stays in the L2 cache while every
+// row tile of A passes over it, and the innermost loop runs along a packed row,
+// so the compiler vectorizes it without reassociating sums: each output element
+// is one sequential sum over k (starting from c when accumulating), whatever the
+// blocking and the thread count, so results do not depend on either.
 
-#define GEMM_MR 12  // rows of C per tile (12 x 32 fp32 accumulators fill 24 AVX-512 registers)
-#define GEMM_NR 32  // columns of C per tile
+#define GEMM_MR 12   // rows of C per tile (12 x 32 fp32 accumulators fill 24 AVX-512 registers)
+#define GEMM_NR 32   // columns of C per tile
+#define GEMM_KC 256  // depth of a packed block of B
+#define GEMM_NC 512  // columns of a packed block of B (KC x NC floats = 512 KB, fits L2)
 
-// gemm: c (M, N) (+)= sum_k A(m, k) * b (K, N); A(m, k) = a[m*a_rs + k*a_cs]
+// gemm: c (M, N) (+)= sum_k A(m, k) * B(k, n), with A(m, k) = a[m*a_rs + k*a_cs] and
+// B(k, n) = b[k*b_rs + n*b_cs]; c row-major with row stride ldc
 static void gemm(float* c, const float* a, const float* b, int M, int N, int K, size_t a_rs, size_t a_cs,
-                 size_t ldb, size_t ldc, int accumulate) {
-#pragma omp parallel for schedule(static)
-    for (int m0 = 0; m0 < M; m0 += GEMM_MR) {
-        int mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
-        for (int n0 = 0; n0 < N; n0 += GEMM_NR) {
-            int nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
-            float acc[GEMM_MR][GEMM_NR] = {{0}};
-            if (mr == GEMM_MR && nr == GEMM_NR) {
-                // the full tile: constant bounds, vectorized along j
-                for (int k = 0; k < K; k++) {
-                    const float* brow = b + (size_t)k * ldb + n0;
-                    for (int r = 0; r < GEMM_MR; r++) {
-                        float av = a[(size_t)(m0 + r) * a_rs + (size_t)k * a_cs];
-                        for (int j = 0; j < GEMM_NR; j++) { acc[r][j] += av * brow[j]; }
+                 size_t b_rs, size_t b_cs, size_t ldc, int accumulate) {
+    // packed block: GEMM_NC / GEMM_NR panels, each (GEMM_KC, GEMM_NR), zero past N
+    float* bp = (float*)aligned_alloc(64, (size_t)GEMM_KC * GEMM_NC * sizeof(float));
+    if (bp == NULL) { die("out of memory: gemm packing buffer of %zu bytes", (size_t)GEMM_KC * GEMM_NC * sizeof(float)); }
+    int mtiles = (M + GEMM_MR - 1) / GEMM_MR;
+#pragma omp parallel
+    for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        for (int n0 = 0; n0 < N; n0 += GEMM_NC) {
+            int nc = N - n0 < GEMM_NC ? N - n0 : GEMM_NC;
+            int npanels = (nc + GEMM_NR - 1) / GEMM_NR;
+            // pack B(k0.., n0..) walking memory in its contiguous direction
+            if (b_cs == 1) {
+#pragma omp for schedule(static)
+                for (int k = 0; k < kc; k++) {
+                    const float* brow = b + (size_t)(k0 + k) * b_rs + n0;
+                    for (int n = 0; n < npanels * GEMM_NR; n++) {
+                        bp[((size_t)(n / GEMM_NR) * GEMM_KC + k) * GEMM_NR + n % GEMM_NR] = n < nc ? brow[n] : 0.0f;
                     }
                 }
             } else {
-                for (int k = 0; k < K; k++) {
-                    const float* brow = b + (size_t)k * ldb + n0;
+#pragma omp for schedule(static)
+                for (int n = 0; n < npanels * GEMM_NR; n++) {
+                    float* dst = bp + (size_t)(n / GEMM_NR) * GEMM_KC * GEMM_NR + n % GEMM_NR;
+                    const float* bcol = b + (size_t)(n0 + n) * b_cs + (size_t)k0 * b_rs;
+                    for (int k = 0; k < kc; k++) { dst[(size_t)k * GEMM_NR] = n < nc ? bcol[(size_t)k * b_rs] : 0.0f; }
+                }
+            }
+            // (implicit barrier: the block is packed)
+#pragma omp for collapse(2) schedule(static)
+            for (int mt = 0; mt < mtiles; mt++) {
+                for (int pn = 0; pn < npanels; pn++) {
+                    int m0 = mt * GEMM_MR, j0 = n0 + pn * GEMM_NR;
+                    int mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
+                    int nr = N - j0 < GEMM_NR ? N - j0 : GEMM_NR;
+                    const float* panel = bp + (size_t)pn * GEMM_KC * GEMM_NR;
+                    int load_c = accumulate || k0 > 0;
+                    float acc[GEMM_MR][GEMM_NR];
+                    for (int r = 0; r < GEMM_MR; r++) {
+                        for (int j = 0; j < GEMM_NR; j++) {
+                            acc[r][j] = (load_c && r < mr && j < nr) ? c[(size_t)(m0 + r) * ldc + j0 + j] : 0.0f;
+                        }
+                    }
+                    const float* arow = a + (size_t)m0 * a_rs + (size_t)k0 * a_cs;
+                    if (mr == GEMM_MR) {
+                        // the full tile: constant bounds, vectorized along j
+                        for (int k = 0; k < kc; k++) {
+                            const float* brow = panel + (size_t)k * GEMM_NR;
+                            for (int r = 0; r < GEMM_MR; r++) {
+                                float av = arow[(size_t)r * a_rs + (size_t)k * a_cs];
+                                for (int j = 0; j < GEMM_NR; j++) { acc[r][j] += av * brow[j]; }
+                            }
+                        }
+                    } else {
+                        for (int k = 0; k < kc; k++) {
+                            const float* brow = panel + (size_t)k * GEMM_NR;
+                            for (int r = 0; r < mr; r++) {
+                                float av = arow[(size_t)r * a_rs + (size_t)k * a_cs];
+                                for (int j = 0; j < GEMM_NR; j++) { acc[r][j] += av * brow[j]; }
+                            }
+                        }
+                    }
                     for (int r = 0; r < mr; r++) {
-                        float av = a[(size_t)(m0 + r) * a_rs + (size_t)k * a_cs];
-                        for (int j = 0; j < nr; j++) { acc[r][j] += av * brow[j]; }
+                        float* crow = c + (size_t)(m0 + r) * ldc + j0;
+                        for (int j = 0; j < nr; j++) { crow[j] = acc[r][j]; }
                     }
                 }
             }
-            for (int r = 0; r < mr; r++) {
-                float* crow = c + (size_t)(m0 + r) * ldc + n0;
-                if (accumulate) {
-                    for (int j = 0; j < nr; j++) { crow[j] += acc[r][j]; }
-                } else {
-                    for (int j = 0; j < nr; j++) { crow[j] = acc[r][j]; }
-                }
-            }
+            // (implicit barrier: the block is consumed before the next is packed)
         }
     }
+    free(bp);
 }
 
-// matmul_forward: out (N, OC) = inp (N, C) @ weight^T, weight (OC, C).
-// scratch holds weight^T (C, OC) so the kernel walks rows of it.
-static void matmul_forward(float* out, const float* inp, const float* weight, int N, int C, int OC, float* scratch) {
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < C; i++) {
-        for (int o = 0; o < OC; o++) { scratch[(size_t)i * OC + o] = weight[(size_t)o * C + i]; }
-    }
-    gemm(out, inp, scratch, N, OC, C, C, 1, OC, OC, 0);
+// matmul_forward: out (N, OC) = inp (N, C) @ weight^T, weight (OC, C)
+static void matmul_forward(float* out, const float* inp, const float* weight, int N, int C, int OC) {
+    gemm(out, inp, weight, N, OC, C, C, 1, 1, C, OC, 0);
 }
 
 // matmul_backward: dinp (N, C) += dout (N, OC) @ weight; dweight (OC, C) += dout^T @ inp
 static void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                             int N, int C, int OC) {
-    gemm(dinp, dout, weight, N, C, OC, OC, 1, C, C, 1);
-    gemm(dweight, dout, inp, OC, C, N, 1, OC, C, C, 1);
+    gemm(dinp, dout, weight, N, C, OC, OC, 1, C, 1, C, 1);
+    gemm(dweight, dout, inp, OC, C, N, 1, OC, C, 1, C, 1);
 }
 
 // ----------------------------------------------------------------------------
@@ -393,21 +430,71 @@ static void swiglu_backward(float* dfch, const float* dout, const float* fch, in
     }
 }
 
+// expf_fast: e^x, clamped to [-87, 88] (e^-87 ~ 1.6e-38 stands in for 0), as
+// branch-free arithmetic that the compiler vectorizes (the libm call would not
+// be): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+// (truncation < 6e-9), then 2^n put in the exponent bits. Relative error about
+// 1e-7 (test_misc checks it against exp over the whole range).
+static inline float expf_fast(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+    float n = (x * 1.44269504f + round_magic) - round_magic;
+    float r = x - n * 0.693145751953125f;   // ln2 split in a high part exact in float...
+    r = r - n * 1.42860677e-06f;            // ...and the rest
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+              r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+// tanhf_fast: tanh(x), vectorizable: the odd Taylor series to x^17 below 0.55
+// (relative error < 5e-9 there), else (1 - e) / (1 + e) with e = e^(-2|x|)
+// (no cancellation once e <= e^-1.1). Error about 1e-7 relative.
+static inline float tanhf_fast(float x) {
+    float ax = fabsf(x), x2 = x * x;
+    float small = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835 +
+                  x2 * (-1382.0f / 155925 + x2 * (21844.0f / 6081075 + x2 * (-929569.0f / 638512875 +
+                  x2 * (6404582.0f / 10854718875)))))))));
+    float e = expf_fast(-2.0f * ax);
+    float big = copysignf((1.0f - e) / (1.0f + e), x);
+    return ax < 0.55f ? small : big;
+}
+
 // classifier_forward: logits (N, Vp) in place: soft-cap; then per row the
 // logsumexp over the first V entries, lse (N,), and when targets is non-NULL
 // losses (N,) = lse - z[target] + zloss * lse^2. Entries >= V take no mass.
+// The exponentials are summed in CLS_LANES double lanes (vectorized, fixed order).
+#define CLS_LANES 16
 static void classifier_forward(float* logits, float* lse, float* losses, const int* targets, int N, int V, int Vp,
                                float softcap, float zloss) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         float* z = logits + (size_t)i * Vp;
         if (softcap > 0.0f) {
-            for (int j = 0; j < Vp; j++) { z[j] = softcap * tanhf(z[j] / softcap); }
+            float inv = 1.0f / softcap;
+            for (int j = 0; j < Vp; j++) { z[j] = softcap * tanhf_fast(z[j] * inv); }
+        }
+        // max and sum of exponentials in CLS_LANES independent lanes (vectorized)
+        float lmax[CLS_LANES];
+        for (int l = 0; l < CLS_LANES; l++) { lmax[l] = -INFINITY; }
+        int j = 0;
+        for (; j + CLS_LANES <= V; j += CLS_LANES) {
+            for (int l = 0; l < CLS_LANES; l++) { lmax[l] = fmaxf(lmax[l], z[j + l]); }
         }
         float maxv = -INFINITY;
-        for (int j = 0; j < V; j++) { if (z[j] > maxv) maxv = z[j]; }
+        for (; j < V; j++) { maxv = fmaxf(maxv, z[j]); }
+        for (int l = 0; l < CLS_LANES; l++) { maxv = fmaxf(maxv, lmax[l]); }
+        double lanes[CLS_LANES] = {0};
+        for (j = 0; j + CLS_LANES <= V; j += CLS_LANES) {
+            float e[CLS_LANES];
+            for (int l = 0; l < CLS_LANES; l++) { e[l] = expf_fast(z[j + l] - maxv); }
+            for (int l = 0; l < CLS_LANES; l++) { lanes[l] += (double)e[l]; }
+        }
+        for (; j < V; j++) { lanes[j % CLS_LANES] += (double)expf_fast(z[j] - maxv); }
         double sum = 0.0;
-        for (int j = 0; j < V; j++) { sum += exp((double)(z[j] - maxv)); }
+        for (int l = 0; l < CLS_LANES; l++) { sum += lanes[l]; }
         float l = maxv + (float)log(sum);
         lse[i] = l;
         if (targets != NULL) { losses[i] = l - z[targets[i]] + zloss * l * l; }
@@ -424,19 +511,16 @@ static void classifier_backward(float* logits, const float* lse, const int* targ
     for (int i = 0; i < N; i++) {
         float* z = logits + (size_t)i * Vp;
         float l = lse[i];
-        float zf = 1.0f + 2.0f * zloss * l;
-        for (int j = 0; j < Vp; j++) {
-            float dz = 0.0f;
-            if (j < V) {
-                float p = expf(z[j] - l);
-                dz = scale * (p * zf - (j == targets[i] ? 1.0f : 0.0f));
-            }
-            if (softcap > 0.0f) {
-                float tz = z[j] / softcap;
-                dz *= 1.0f - tz * tz;
-            }
-            z[j] = dz;
+        float zf = scale * (1.0f + 2.0f * zloss * l);
+        float inv = softcap > 0.0f ? 1.0f / softcap : 0.0f;  // 0: no cap, tanh' = 1
+        int t = targets[i];
+        float tzt = z[t] * inv;
+        for (int j = 0; j < V; j++) {
+            float tz = z[j] * inv;
+            z[j] = expf_fast(z[j] - l) * zf * (1.0f - tz * tz);
         }
+        for (int j = V; j < Vp; j++) { z[j] = 0.0f; }
+        z[t] -= scale * (1.0f - tzt * tzt);
     }
 }
 
@@ -522,7 +606,6 @@ typedef struct {
     int batch_size, seq_len;  // what the activations were sized for
     float* rope_cos;       // (max_seq_len, hd/2)
     float* rope_sin;
-    float* scratch;        // weight^T for matmul_forward: max(OC * C)
     int* inputs;           // (B, T) copy of the last forward's inputs
     int* targets;          // (B, T) or unused
     float mean_loss;       // of the last forward with targets, else -1
@@ -540,7 +623,6 @@ static void gpt_init_common(GPT* model) {
     model->v_memory = NULL;
     model->acts_memory = NULL;
     model->gacts_memory = NULL;
-    model->scratch = NULL;
     model->inputs = NULL;
     model->targets = NULL;
     model->batch_size = 0;
@@ -618,11 +700,6 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     size_t gs[NUM_GRAD_ACT_TENSORS] = {BT * C, BT * C, BT * C, BT * QKV, BT * NH * hd, BT * NKV * hd,
                                        BT * NH * hd, BT * 2 * F, BT * F, (size_t)B * NKV * T};
     gpt_alloc_tensors(gp, gs, NUM_GRAD_ACT_TENSORS, &model->gacts_memory);
-    size_t maxw = Vp * C;
-    if (QKV * C > maxw) maxw = QKV * C;
-    if (2 * F * C > maxw) maxw = 2 * F * C;
-    if (C * F > maxw) maxw = C * F;
-    model->scratch = (float*)mallocCheck(maxw * sizeof(float));
     model->inputs = (int*)mallocCheck(BT * sizeof(int));
     model->targets = (int*)mallocCheck(BT * sizeof(int));
     model->batch_size = B;
@@ -681,11 +758,11 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
     for (int l = 0; l < L; l++) {
         LayerActs la = layer_acts(&a, l, B, T, c);
         rmsnorm_forward(la.ln1, la.ln1_rstd, la.x, p.ln1_w + (size_t)l * C, BT, C, c->norm_eps);
-        matmul_forward(la.qkv, la.ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV, model->scratch);
+        matmul_forward(la.qkv, la.ln1, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV);
         qknorm_rope_forward(la.q, la.k, la.qk_rstd, la.qkv, p.q_norm_w + (size_t)l * hd, p.k_norm_w + (size_t)l * hd,
                             model->rope_cos, model->rope_sin, B, T, 0, NH, NKV, hd, c->qk_norm, c->norm_eps);
         attention_forward(la.atty, la.att, la.q, la.k, la.qkv, B, T, NH, NKV, hd);
-        matmul_forward(a.branch, la.atty, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C, model->scratch);
+        matmul_forward(a.branch, la.atty, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C);
         residual_forward(la.res_mid, la.x, a.branch, (size_t)BT * C);
         // the MLP reads ln2(res_mid), or ln1(x) in a parallel block
         const float* mlp_in = la.ln1;
@@ -693,14 +770,14 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
             rmsnorm_forward(la.ln2, la.ln2_rstd, la.res_mid, p.ln2_w + (size_t)l * C, BT, C, c->norm_eps);
             mlp_in = la.ln2;
         }
-        matmul_forward(la.fch, mlp_in, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F, model->scratch);
+        matmul_forward(la.fch, mlp_in, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F);
         swiglu_forward(la.sw, la.fch, BT, F);
-        matmul_forward(a.branch, la.sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C, model->scratch);
+        matmul_forward(a.branch, la.sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C);
         residual_forward(la.out, la.res_mid, a.branch, (size_t)BT * C);
     }
     const float* xL = a.res_out + (size_t)(L - 1) * BT * C;
     rmsnorm_forward(a.lnf, a.lnf_rstd, xL, p.lnf_w, BT, C, c->norm_eps);
-    matmul_forward(a.logits, a.lnf, p.lm_w, BT, C, Vp, model->scratch);
+    matmul_forward(a.logits, a.lnf, p.lm_w, BT, C, Vp);
     classifier_forward(a.logits, a.lse, a.losses, targets, BT, V, Vp, c->logit_softcap, zloss);
     if (targets != NULL) {
         double sum = 0.0;
@@ -771,22 +848,29 @@ static void gpt_backward(GPT* model, int B, int T, float zloss, float loss_scale
     encoder_backward(g.wte, d.dres, model->inputs, BT, C);
 }
 
-// gpt_grad_norm: global L2 norm of all gradients, summed in double in fixed
-// chunks so the result does not depend on the thread count
-static float gpt_grad_norm(const GPT* model) {
-    size_t n = model->layout.num_parameters;
+// gpt_grad_sumsq_range: sum of squared gradients over the flat range [start, end)
+// (a ZeRO-1 shard; the data-parallel trainer all-reduces the shards' sums),
+// summed in double in fixed chunks so the result does not depend on the thread count
+static double gpt_grad_sumsq_range(const GPT* model, size_t start, size_t end) {
+    size_t n = end - start;
+    const float* g = model->grads_memory + start;
     enum { CHUNKS = 64 };
     double partial[CHUNKS];
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < CHUNKS; ch++) {
         size_t lo = n * ch / CHUNKS, hi = n * (ch + 1) / CHUNKS;
         double s = 0.0;
-        for (size_t i = lo; i < hi; i++) { s += (double)model->grads_memory[i] * model->grads_memory[i]; }
+        for (size_t i = lo; i < hi; i++) { s += (double)g[i] * g[i]; }
         partial[ch] = s;
     }
     double total = 0.0;
     for (int ch = 0; ch < CHUNKS; ch++) { total += partial[ch]; }
-    return (float)sqrt(total);
+    return total;
+}
+
+// gpt_grad_norm: global L2 norm of all gradients (one process)
+static float gpt_grad_norm(const GPT* model) {
+    return (float)sqrt(gpt_grad_sumsq_range(model, 0, model->layout.num_parameters));
 }
 
 // adamw_update: one tensor's AdamW step t (1-based): p (n,), m, v (n,) updated in
@@ -807,6 +891,22 @@ static void adamw_update(float* p, float* m, float* v, const float* g, size_t n,
     }
 }
 
+// gpt_update_range: AdamW on the flat parameter range [start, end) only (this
+// rank's ZeRO-1 shard); m, v hold end - start floats, m[0] belongs to parameter
+// start. A tensor cut by the range is updated in its part; weight decay is per tensor.
+static void gpt_update_range(GPT* model, size_t start, size_t end, float* m, float* v, float lr, float beta1,
+                             float beta2, float eps, float weight_decay, float grad_scale, int t) {
+    for (int ti = 0; ti < NUM_PARAMETER_TENSORS; ti++) {
+        size_t lo = model->layout.offsets[ti], hi = lo + model->layout.sizes[ti];
+        if (lo < start) { lo = start; }
+        if (hi > end) { hi = end; }
+        if (lo >= hi) { continue; }
+        float wd = param_is_decayed(ti) ? weight_decay : 0.0f;
+        adamw_update(model->params_memory + lo, m + (lo - start), v + (lo - start), model->grads_memory + lo, hi - lo,
+                     lr, beta1, beta2, eps, wd, grad_scale, t);
+    }
+}
+
 // gpt_update: AdamW at optimizer step t (1-based), gradients scaled by grad_scale
 // (the clipping factor); weight decay on the matrices only (param_is_decayed)
 static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
@@ -816,12 +916,7 @@ static void gpt_update(GPT* model, float lr, float beta1, float beta2, float eps
         model->m_memory = (float*)callocCheck(n, sizeof(float));
         model->v_memory = (float*)callocCheck(n, sizeof(float));
     }
-    for (int ti = 0; ti < NUM_PARAMETER_TENSORS; ti++) {
-        size_t off = model->layout.offsets[ti], sz = model->layout.sizes[ti];
-        float wd = param_is_decayed(ti) ? weight_decay : 0.0f;
-        adamw_update(model->params_memory + off, model->m_memory + off, model->v_memory + off,
-                     model->grads_memory + off, sz, lr, beta1, beta2, eps, wd, grad_scale, t);
-    }
+    gpt_update_range(model, 0, n, model->m_memory, model->v_memory, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
 }
 
 static void gpt_free(GPT* model) {
@@ -831,7 +926,6 @@ static void gpt_free(GPT* model) {
     free(model->v_memory);
     free(model->acts_memory);
     free(model->gacts_memory);
-    free(model->scratch);
     free(model->inputs);
     free(model->targets);
     free(model->rope_cos);
@@ -860,12 +954,11 @@ typedef struct {
     float* fch;           // (B, chunk, 2F)
     float* sw;            // (B, chunk, F)
     float* scores;        // (B, NH, max_T) softmax scratch
-    float* wT;            // weight^T scratch for matmul_forward
 } KVCache;
 
 static void kvcache_init(KVCache* kv, const GPTConfig* c, int B, int max_T, int chunk) {
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, hd = C / NH, F = c->ffn_dim;
-    size_t QKV = (NH + 2 * NKV) * hd, Bc = (size_t)B * chunk, Vp = c->padded_vocab_size;
+    size_t QKV = (NH + 2 * NKV) * hd, Bc = (size_t)B * chunk;
     if (max_T > c->max_seq_len) { die("KV cache of %d positions exceeds max_seq_len %d", max_T, c->max_seq_len); }
     kv->B = B;
     kv->max_T = max_T;
@@ -884,16 +977,11 @@ static void kvcache_init(KVCache* kv, const GPTConfig* c, int B, int max_T, int 
     kv->fch = (float*)mallocCheck(Bc * 2 * F * sizeof(float));
     kv->sw = (float*)mallocCheck(Bc * F * sizeof(float));
     kv->scores = (float*)mallocCheck((size_t)B * NH * max_T * sizeof(float));
-    size_t maxw = Vp * C;
-    if (QKV * C > maxw) maxw = QKV * C;
-    if (2 * F * C > maxw) maxw = 2 * F * C;
-    kv->wT = (float*)mallocCheck(maxw * sizeof(float));
 }
 
 static void kvcache_free(KVCache* kv) {
     free(kv->k); free(kv->v); free(kv->x); free(kv->h); free(kv->rstd); free(kv->qkv); free(kv->qk_rstd);
     free(kv->q); free(kv->knew); free(kv->y); free(kv->branch); free(kv->fch); free(kv->sw); free(kv->scores);
-    free(kv->wT);
 }
 
 // attention_forward_cached: y (B, Tn, NH, hd) for queries q (B, Tn, NH, hd) at
@@ -955,7 +1043,7 @@ static void gpt_forward_cached(GPT* model, KVCache* kv, const int* tokens, int B
         float* kc = kv->k + (size_t)l * B * maxT * NKV * hd;
         float* vc = kv->v + (size_t)l * B * maxT * NKV * hd;
         rmsnorm_forward(kv->h, kv->rstd, kv->x, p.ln1_w + (size_t)l * C, BT, C, c->norm_eps);
-        matmul_forward(kv->qkv, kv->h, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV, kv->wT);
+        matmul_forward(kv->qkv, kv->h, p.qkv_w + (size_t)l * QKV * C, BT, C, QKV);
         qknorm_rope_forward(kv->q, kv->knew, kv->qk_rstd, kv->qkv, p.q_norm_w + (size_t)l * hd,
                             p.k_norm_w + (size_t)l * hd, model->rope_cos, model->rope_sin, B, Tn, pos0, NH, NKV, hd,
                             c->qk_norm, c->norm_eps);
@@ -968,16 +1056,16 @@ static void gpt_forward_cached(GPT* model, KVCache* kv, const int* tokens, int B
             }
         }
         attention_forward_cached(kv->y, kv->scores, kv->q, kc, vc, B, Tn, pos0, maxT, NH, NKV, hd);
-        matmul_forward(kv->branch, kv->y, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C, kv->wT);
+        matmul_forward(kv->branch, kv->y, p.attn_proj_w + (size_t)l * C * NH * hd, BT, NH * hd, C);
         // parallel block: the MLP reads h = ln1(x) before x changes; sequential: ln2(x + attn)
         if (!c->parallel_block) {
             residual_forward(kv->x, kv->x, kv->branch, (size_t)BT * C);
             rmsnorm_forward(kv->h, kv->rstd, kv->x, p.ln2_w + (size_t)l * C, BT, C, c->norm_eps);
         }
-        matmul_forward(kv->fch, kv->h, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F, kv->wT);
+        matmul_forward(kv->fch, kv->h, p.fc_w + (size_t)l * 2 * F * C, BT, C, 2 * F);
         swiglu_forward(kv->sw, kv->fch, BT, F);
         if (c->parallel_block) { residual_forward(kv->x, kv->x, kv->branch, (size_t)BT * C); }
-        matmul_forward(kv->branch, kv->sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C, kv->wT);
+        matmul_forward(kv->branch, kv->sw, p.fc_proj_w + (size_t)l * C * F, BT, F, C);
         residual_forward(kv->x, kv->x, kv->branch, (size_t)BT * C);
     }
     // the head, over all positions or each row's last
@@ -987,7 +1075,7 @@ static void gpt_forward_cached(GPT* model, KVCache* kv, const int* tokens, int B
         memcpy(kv->branch + (size_t)r * C, kv->x + (size_t)src * C, C * sizeof(float));
     }
     rmsnorm_forward(kv->h, kv->rstd, kv->branch, p.lnf_w, rows, C, c->norm_eps);
-    matmul_forward(logits, kv->h, p.lm_w, rows, C, Vp, kv->wT);
+    matmul_forward(logits, kv->h, p.lm_w, rows, C, Vp);
     if (c->logit_softcap > 0.0f) {
         float cap = c->logit_softcap;
         for (size_t i = 0; i < (size_t)rows * Vp; i++) { logits[i] = cap * tanhf(logits[i] / cap); }

@@ -20,11 +20,15 @@
  *     every even C up to 4096), the presets' sizes, param_layout_init's counts
  *     and offsets, config_validate's rejections, model_flops_per_token for d12
  *     at T=1024 against SPEC's formula worked out by hand.
+ *   - expf_fast and tanhf_fast (the classifier's vectorizable exp and tanh)
+ *     against libm's double exp and tanh on 4M points spanning their range:
+ *     relative error <= 4e-7 (a few float ulps).
  *
  *   make test_misc && ./test_misc
  */
 #include <stdlib.h>
 #include "llmc/config.h"
+#include "llmc/gpt_cpu.h"
 #include "llmc/rand.h"
 #include "llmc/sampler.h"
 #include "llmc/schedule.h"
@@ -406,6 +410,29 @@ static void test_config(void) {
     CHECK(flops == 741408768.0, "model_flops_per_token(d12, T=1024) = %.0f (want 741408768)", flops);
 }
 
+static void test_fast_math(void) {
+    double worst_exp = 0.0, worst_tanh = 0.0;
+    float at_exp = 0.0f, at_tanh = 0.0f;
+    const int n = 1 << 22;
+    for (int i = 0; i <= n; i++) {
+        float x = -87.0f + (88.0f + 87.0f) * (float)i / n;
+        double e = exp((double)x), err = fabs((double)expf_fast(x) - e) / e;
+        if (err > worst_exp) { worst_exp = err; at_exp = x; }
+        float y = -12.0f + 24.0f * (float)i / n;
+        double t = tanh((double)y);
+        double terr = t == 0.0 ? fabs((double)tanhf_fast(y)) : fabs((double)tanhf_fast(y) - t) / fabs(t);
+        if (terr > worst_tanh) { worst_tanh = terr; at_tanh = y; }
+    }
+    CHECK(worst_exp <= 4e-7, "expf_fast over [-87, 88]: worst relative error %.2e at x = %g (tol 4e-7)", worst_exp,
+          at_exp);
+    CHECK(worst_tanh <= 4e-7, "tanhf_fast over [-12, 12]: worst relative error %.2e at x = %g (tol 4e-7)", worst_tanh,
+          at_tanh);
+    CHECK(expf_fast(-1000.0f) < 1e-37f && expf_fast(-1000.0f) >= 0.0f && tanhf_fast(50.0f) == 1.0f &&
+              tanhf_fast(-50.0f) == -1.0f && tanhf_fast(0.0f) == 0.0f,
+          "expf_fast / tanhf_fast saturate: e^-1000 -> %g, tanh(+-50) -> %g %g", expf_fast(-1000.0f),
+          tanhf_fast(50.0f), tanhf_fast(-50.0f));
+}
+
 int main(void) {
     test_schedules();
     test_sampler_greedy();
@@ -417,5 +444,6 @@ int main(void) {
     check_distribution(1.0f, 0, 1.0f, "temperature 1");
     test_rng();
     test_config();
+    test_fast_math();
     return test_summary();
 }
