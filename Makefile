@@ -9,7 +9,11 @@
 #   -fopenmp       OpenMP threads, when the compiler supports it (detected below)
 #   no -ffast-math: it would let the compiler drop the isfinite() checks that
 #                  catch non-finite losses, and reorder sums the tests compare
-# Variables: CC, NATIVE, NO_OMP=1 (single-threaded), NVCC, GPU_ARCH (default sm_90)
+#   -DUSE_MPI      train_gpt joins MPI when started by mpirun/srun (llmc/comm.h);
+#                  set when mpicc is found and builds an MPI program; the include
+#                  and link flags come from `mpicc --showme` (Open MPI), else
+#                  train_gpt is compiled by mpicc itself (MPICH). NO_MPI=1: off
+# Variables: CC, NATIVE, NO_OMP=1 (single-threaded), NO_MPI=1, NVCC, GPU_ARCH (default sm_90)
 
 CC ?= gcc
 NATIVE ?= -march=native
@@ -28,12 +32,29 @@ ifeq ($(OMP_FOUND),yes)
   SAN_FLAGS += -fopenmp
 endif
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
-MPICC := $(shell command -v mpicc 2>/dev/null)
+MPICC := $(if $(filter 1,$(NO_MPI)),,$(shell command -v mpicc 2>/dev/null))
+ifneq ($(MPICC),)
+  MPI_FOUND := $(shell printf '\043include <mpi.h>\nint main(int c, char** v){MPI_Init(&c, &v); return MPI_Finalize();}\n' | $(MPICC) -x c - -o /dev/null 2>/dev/null && echo yes || echo no)
+endif
+ifeq ($(MPI_FOUND),yes)
+  MPI_SHOWME := $(shell $(MPICC) --showme:compile 2>/dev/null)
+  ifneq ($(MPI_SHOWME),)
+    TRAIN_CC := $(CC)
+    MPI_CFLAGS := -DUSE_MPI $(MPI_SHOWME)
+    MPI_LDLIBS := $(shell $(MPICC) --showme:link 2>/dev/null)
+  else
+    TRAIN_CC := $(MPICC)
+    MPI_CFLAGS := -DUSE_MPI
+    MPI_LDLIBS :=
+  endif
+else
+  TRAIN_CC := $(CC)
+endif
 NODE := $(shell command -v node 2>/dev/null)
 $(info ---------------------------------------------)
 $(info OpenMP: $(OMP_FOUND))
 $(info nvcc:   $(if $(NVCC),$(NVCC),not found (GPU programs are skipped)))
-$(info MPI:    $(if $(MPICC),$(MPICC),not found (multi-process tests are skipped)))
+$(info MPI:    $(if $(filter yes,$(MPI_FOUND)),$(MPICC) (train_gpt built with -DUSE_MPI),not found or not working (train_gpt runs one process; test_mpi is skipped)))
 $(info node:   $(if $(NODE),$(NODE),not found (the tokenizer parity test is skipped)))
 $(info ---------------------------------------------)
 
@@ -41,7 +62,7 @@ HEADERS = $(wildcard llmc/*.h)
 TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
             test_tokenizer_parity gen_shard
 
-.PHONY: all test test-san clean help fuzz quickstart dev-cuda
+.PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu
 
 all: train_gpt infer_cpu make_shards
 
@@ -49,15 +70,18 @@ help:
 	@echo "make quickstart    prepare the default corpus, train a small model, sample from it"
 	@echo "make train_gpt     the CPU reference trainer"
 	@echo "make infer_cpu     sampling on the CPU with a KV cache"
+	@echo "make infer         sampling on the GPU (needs nvcc; runs on an NVIDIA GPU)"
 	@echo "make make_shards   text files -> token shards"
 	@echo "make dev-cuda      the CUDA kernel harnesses of dev/cuda (needs nvcc; run them on a GPU)"
+	@echo "make train_gpt_cuda  the GPU trainer (needs nvcc; runs on an NVIDIA GPU)"
+	@echo "make test-gpu      on a GPU: the GPU trainer against the reference, and every dev/cuda check"
 	@echo "make test          every CPU test; ends with 'N passed, N failed'"
 	@echo "make test-san      the CPU tests under AddressSanitizer + UBSan"
 	@echo "make fuzz          the file-loader fuzzers, for a bounded time"
 	@echo "make clean"
 
 train_gpt: train_gpt.c $(HEADERS)
-	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+	$(TRAIN_CC) $(CFLAGS) $(MPI_CFLAGS) $< -o $@ $(LDLIBS) $(MPI_LDLIBS)
 
 infer_cpu: infer.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
@@ -89,7 +113,7 @@ gen_shard: test/gen_shard.c $(HEADERS)
 CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
             "bash test/test_cli.sh ./train_gpt" "bash data/get_tokenizer.sh && ./test_tokenizer" \
             "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
-            "bash test/test_infer.sh ./infer_cpu"
+            "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt"
 
 test: train_gpt infer_cpu make_shards $(TEST_BINS)
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS)
@@ -121,10 +145,39 @@ quickstart:
 dev-cuda:
 	$(MAKE) -C dev/cuda all NVCC=$(NVCC)
 
+# --- the GPU trainer and its test (nvcc). They link cuBLASLt and the CUDA runtime,
+# never libcuda, so they build on machines without a GPU or driver (CI).
+#   -arch=$(GPU_ARCH)  sm_90 (H100) by default; GPU_ARCH=sm_80 builds for an A100
+#   -std=c++17 -lineinfo, all warnings as errors: as dev/cuda/Makefile
+#   -fopenmp -lgomp    the host side includes llmc/gpt_cpu.h (SPEC init, RoPE tables)
+GPU_ARCH ?= sm_90
+NVCC_FLAGS = -O3 -arch=$(GPU_ARCH) -std=c++17 -lineinfo -I. -Xcompiler -Wall,-Wextra,-Wno-unused-function,-fopenmp \
+             -Werror all-warnings
+NVCC_LDLIBS = -lcublasLt -lgomp
+CUDA_HEADERS = $(wildcard llmc/*.cuh)
+DEV_CUDA_BINS = rmsnorm_residual swiglu adamw classifier qknorm_rope attention encoder matmul decode
+
+train_gpt_cuda: train_gpt.cu $(HEADERS) $(CUDA_HEADERS)
+	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+test_gpt_cuda: test/test_gpt.cu train_gpt.cu test/test.h $(HEADERS) $(CUDA_HEADERS)
+	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+
+# the GPU sampler and its checks against the CPU model (test/test_infer_gpu.sh runs both)
+infer: infer.cu $(HEADERS) $(CUDA_HEADERS)
+	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+test_infer_gpu: test/test_infer_gpu.cu infer.cu $(HEADERS) $(CUDA_HEADERS)
+	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+
+# on a GPU machine: the trainer against the PyTorch reference, then every dev/cuda harness
+test-gpu: train_gpt_cuda test_gpt_cuda infer test_infer_gpu infer_cpu train_gpt gen_shard
+	$(MAKE) -C dev/cuda all NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
+	@test/run_tests.sh "./test_gpt_cuda" $(foreach b,$(DEV_CUDA_BINS),"./dev/cuda/bin/$(b)") \
+	  "bash test/test_infer_gpu.sh ./infer ./test_infer_gpu ./infer_cpu"
+
 # the file-loader fuzzers (libFuzzer + ASan + UBSan), FUZZ_SECONDS each (default 60);
 # needs clang with the libFuzzer runtime: apt-get install -y clang libclang-rt-14-dev
 fuzz:
 	@bash test/fuzz/run_fuzz.sh
 
 clean:
-	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san fuzz-build
+	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san fuzz-build train_gpt_cuda test_gpt_cuda infer test_infer_gpu

@@ -19,80 +19,10 @@
 #include "llmc/checkpoint.h"
 #include "llmc/config.h"
 #include "llmc/gpt_cpu.h"
+#include "llmc/infer_args.h"
 #include "llmc/sampler.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
-
-typedef struct {
-    const char* model;       // -e checkpoint file
-    const char* tokenizer;   // -tk
-    const char* prompt;      // -p
-    const char* prompt_file; // -pf: one prompt per line
-    int interactive;         // -it: read prompts from standard input
-    int max_new;             // -g
-    float temperature;       // -st (0 = greedy)
-    int top_k;               // -sk
-    float top_p;             // -sp
-    unsigned long long seed; // -rs
-    int truncate;            // -tr: cut a too-long prompt from the left instead of failing
-    int quiet;               // -q: only the generated text
-} InferArgs;
-
-static void infer_usage(const char* prog) {
-    printf("usage: %s -e <model.bin> [-p <text> | -pf <file> | -it 1] [flags]\n", prog);
-    printf("  -e <path>   model checkpoint (required)\n");
-    printf("  -tk <path>  tokenizer file (default data/gpt2/tokenizer.bin)\n");
-    printf("  -p <text>   the prompt\n");
-    printf("  -pf <path>  a file of prompts, one per line\n");
-    printf("  -it <0|1>   interactive: read prompts from standard input, one per line\n");
-    printf("  -g <int>    most new tokens per prompt (default 128); generation stops at <|endoftext|>\n");
-    printf("  -st <f>     temperature, 0 = greedy (default 1.0)\n");
-    printf("  -sk <int>   top-k, 0 = off (default 0)\n");
-    printf("  -sp <f>     top-p in (0, 1], 1 = off (default 1.0)\n");
-    printf("  -rs <int>   random seed (default 1337)\n");
-    printf("  -tr <0|1>   truncate a prompt longer than max_seq_len - g from the left (default 0: error)\n");
-    printf("  -q <0|1>    print only the text (default 0)\n");
-    printf("  -h, --help  this text\n");
-}
-
-static int infer_args_parse(InferArgs* a, int argc, char** argv) {
-    memset(a, 0, sizeof(*a));
-    a->tokenizer = "data/gpt2/tokenizer.bin";
-    a->max_new = 128;
-    a->temperature = 1.0f;
-    a->top_p = 1.0f;
-    a->seed = 1337;
-    for (int i = 1; i < argc; i++) {
-        const char* f = argv[i];
-        if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { return 1; }
-        if (f[0] != '-') { die("unexpected argument '%s' (see --help)", f); }
-        if (i + 1 >= argc) { die("flag %s needs a value (see --help)", f); }
-        const char* v = argv[++i];
-        if (strcmp(f, "-e") == 0) a->model = v;
-        else if (strcmp(f, "-tk") == 0) a->tokenizer = v;
-        else if (strcmp(f, "-p") == 0) a->prompt = v;
-        else if (strcmp(f, "-pf") == 0) a->prompt_file = v;
-        else if (strcmp(f, "-it") == 0) a->interactive = parse_int(v, f, 0, 1);
-        else if (strcmp(f, "-g") == 0) a->max_new = parse_int(v, f, 1, 1 << 20);
-        else if (strcmp(f, "-st") == 0) a->temperature = parse_float(v, f, 0.0f, 100.0f);
-        else if (strcmp(f, "-sk") == 0) a->top_k = parse_int(v, f, 0, 1 << 30);
-        else if (strcmp(f, "-sp") == 0) a->top_p = parse_float(v, f, 1e-6f, 1.0f);
-        else if (strcmp(f, "-rs") == 0) a->seed = (unsigned long long)parse_long(v, f, 0, 1LL << 62);
-        else if (strcmp(f, "-tr") == 0) a->truncate = parse_int(v, f, 0, 1);
-        else if (strcmp(f, "-q") == 0) a->quiet = parse_int(v, f, 0, 1);
-        else { die("unknown flag %s (see --help)", f); }
-    }
-    if (a->model == NULL) { die("flag -e: a model checkpoint is required (see --help)"); }
-    int sources = (a->prompt != NULL) + (a->prompt_file != NULL) + (a->interactive != 0);
-    if (sources != 1) { die("give exactly one of -p, -pf, -it 1 (see --help)"); }
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef struct {
     long long prompt_tokens, new_tokens;
@@ -102,30 +32,11 @@ typedef struct {
 // generate: one prompt (text of len bytes) from an empty cache
 static void generate(GPT* model, KVCache* kv, const Tokenizer* tok, Sampler* sampler, const InferArgs* a,
                      const char* text, size_t len, float* logits, InferStats* st) {
-    const GPTConfig* c = &model->config;
-    if (len == 0) { die("empty prompt\n---> HINT: give some text with -p, or a non-empty line"); }
-    const char* bad = utf8_first_invalid(text, len);
-    if (bad != NULL) { die("the prompt is not valid UTF-8 (byte offset %zu)", (size_t)(bad - text)); }
-    uint32_t* ids = NULL;
-    size_t cap = 0;
-    size_t n = tokenizer_encode(tok, text, len, 0, &ids, &cap);
-    if (n == 0) { die("the prompt encodes to no tokens"); }
-    int room = kv->max_T - a->max_new;
-    if ((long long)n > room) {
-        if (!a->truncate) {
-            die("the prompt has %zu tokens; with -g %d new tokens it needs %zu positions, the model has %d\n"
-                "---> HINT: use a shorter prompt, a smaller -g, or -tr 1 to keep the prompt's end",
-                n, a->max_new, n + a->max_new, kv->max_T);
-        }
-        memmove(ids, ids + (n - room), room * sizeof(uint32_t));
-        n = room;
-    }
-    int* tokens = (int*)mallocCheck((n + a->max_new) * sizeof(int));
-    for (size_t i = 0; i < n; i++) { tokens[i] = (int)ids[i]; }
-    free(ids);
-    double t0 = now_s();
-    gpt_forward_cached(model, kv, tokens, 1, (int)n, 0, logits, 0);
-    double t1 = now_s();
+    int n;
+    int* tokens = infer_encode_prompt(tok, text, len, kv->max_T, a->max_new, a->truncate, &n);
+    double t0 = infer_now_s();
+    gpt_forward_cached(model, kv, tokens, 1, n, 0, logits, 0);
+    double t1 = infer_now_s();
     st->prefill_s += t1 - t0;
     st->prompt_tokens += n;
     int pos = (int)n;
@@ -134,7 +45,7 @@ static void generate(GPT* model, KVCache* kv, const Tokenizer* tok, Sampler* sam
     for (int i = 0; i < a->max_new; i++) {
         int next = sampler_sample(sampler, logits);
         st->new_tokens++;
-        if ((uint32_t)next == tok->eot_token) { break; }
+        if (a->stop_eot && (uint32_t)next == tok->eot_token) { break; }
         size_t blen;
         const unsigned char* bytes = tokenizer_decode(tok, (uint32_t)next, &blen);
         utf8_stream_write(&out, bytes, blen, stdout);
@@ -145,29 +56,22 @@ static void generate(GPT* model, KVCache* kv, const Tokenizer* tok, Sampler* sam
     }
     utf8_stream_flush(&out, stdout);
     printf("\n");
-    st->decode_s += now_s() - t1;
+    st->decode_s += infer_now_s() - t1;
     free(tokens);
-    (void)c;
 }
 
 #ifndef TESTING
 int main(int argc, char** argv) {
     InferArgs a;
-    if (infer_args_parse(&a, argc, argv)) {
-        infer_usage(argv[0]);
+    if (infer_args_parse(&a, argc, argv, 0)) {
+        infer_usage(argv[0], 0);
         return 0;
     }
     GPT model;
     gpt_init_from_checkpoint(&model, a.model);
     const GPTConfig* c = &model.config;
     Tokenizer tok;
-    tokenizer_init(&tok, a.tokenizer);
-    if (!tok.can_encode) { die("tokenizer '%s' has no merges, so it cannot encode prompts (version 2)", a.tokenizer); }
-    if ((int)tok.vocab_size != c->vocab_size) {
-        die("tokenizer '%s' has %u tokens but model '%s' has vocab_size %d", a.tokenizer, tok.vocab_size, a.model,
-            c->vocab_size);
-    }
-    if (a.max_new >= c->max_seq_len) { die("flag -g: %d new tokens leave no room for a prompt (max_seq_len %d)", a.max_new, c->max_seq_len); }
+    infer_open_tokenizer(&tok, &a, c);
     Sampler sampler;
     sampler_init(&sampler, c->vocab_size, a.temperature, a.top_k, a.top_p, a.seed);
     KVCache kv;

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# test_mpi.sh: data-parallel training of the CPU trainer under mpirun, on
+# synthetic shards made by ./gen_shard (docs/distributed.md):
+#   - mpirun -np 1 is bit-identical to a plain run;
+#   - P ranks with -b B log the same losses, gradient norms and validation
+#     losses as one process with -b P*B, to a relative 1e-5 (plus 1e-6 absolute,
+#     the 6 decimals of the JSONL metrics): with P = 2 without clipping, with
+#     gradient accumulation and clipping active, and with P = 3 (uneven shards);
+#   - a 2-rank run stopped at a checkpoint and resumed ends with bit-identical
+#     losses, model file and per-rank state files; -nk with 2 ranks;
+#   - resuming with another process count is refused with a one-line error;
+#   - ranks started with different flags stop with a one-line error, non-zero;
+#   - a rank that fails (die) or is killed with SIGKILL ends the whole job,
+#     non-zero, within bounded time (SIGKILL: 30 s; mpi() caps every run at 120 s).
+# Skipped (0 failed) when mpirun is missing or train_gpt was built without MPI.
+#   usage: bash test/test_mpi.sh ./train_gpt     (run from the repository root)
+set -u
+TRAIN=${1:-./train_gpt}
+GEN=${GEN:-./gen_shard}
+pass=0
+fail=0
+ok()  { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+if ! command -v mpirun > /dev/null; then
+    echo "skip: mpirun not found (apt-get install openmpi-bin libopenmpi-dev), multi-process tests not run"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+if ! "$TRAIN" --help 2>&1 | grep -q "built with MPI"; then
+    echo "skip: $TRAIN was built without MPI (no working mpicc at build time), multi-process tests not run"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+
+# Open MPI in a container: allow root, allow more ranks than cores (CI has 2),
+# shared memory between the ranks, no network but loopback. Each rank one thread.
+MPIRUN=(mpirun)
+if mpirun --version 2>&1 | grep -q "Open MPI"; then
+    MPIRUN+=(--oversubscribe)
+    if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
+    export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
+    export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
+    export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
+fi
+export OMP_NUM_THREADS=1
+mpi() { timeout 120 "${MPIRUN[@]}" "$@"; }
+
+W=$(mktemp -d /tmp/llmc_mpi_XXXXXX)
+trap 'rm -rf "$W"' EXIT
+$GEN "$W/tr_000.bin" 40000 512 1 > /dev/null && $GEN "$W/va_000.bin" 4000 512 2 > /dev/null || { echo "gen_shard failed"; exit 1; }
+# -sh 0: with P ranks reading B each, sample i*P + r is the r-th B x T block of
+# the single process's P*B sample i, so both see exactly the same tokens
+M="-e d2 -vs 512 -ms 64 -t 32 -i $W/tr_*.bin -j $W/va_*.bin -v 3 -m 2 -l 1e-3 -u 2 -sh 0"
+
+# losses <log>: the step lines without the timing columns
+losses() { grep -E '^step +[0-9]+/[0-9]+ \| loss' "$1" | sed 's/ | [0-9.]* ms.*//'; }
+
+# compare_metrics <desc> <one.jsonl> <many.jsonl> [min norm]: every loss,
+# grad_norm and val_loss equal to rel 1e-5 + 1e-6; with a min norm, every norm
+# must exceed it (clipping was active)
+compare_metrics() {
+    local desc=$1 a=$2 b=$3 minnorm=${4:-0}
+    local res
+    res=$(paste -d' ' <(tr -d '{}"' < "$a" | tr ',:' '  ') <(tr -d '{}"' < "$b" | tr ',:' '  ') | awk -v mn="$minnorm" '
+        { n = NF / 2; if (NF % 2 != 0 || n < 2) { bad = 1; next }
+          for (i = 1; i <= n; i += 2) {
+              if ($i != $(i + n)) { bad = 1; next }
+              if ($i == "loss" || $i == "grad_norm" || $i == "val_loss") {
+                  x = $(i + 1); y = $(i + 1 + n); d = x - y; if (d < 0) d = -d
+                  m = (x < 0 ? -x : x); if ((y < 0 ? -y : y) > m) m = (y < 0 ? -y : y)
+                  r = d / (m > 0 ? m : 1); if (r > maxrel) maxrel = r
+                  if (d > 1e-5 * m + 1e-6) bad = 1
+                  cnt++
+                  if ($i == "grad_norm" && x <= mn) low = 1
+              } } }
+        END { printf "%d values compared, max rel diff %.2e%s%s\n", cnt, maxrel, bad ? " MISMATCH" : "",
+              low ? " NORM NOT ABOVE CLIP" : "" }')
+    if [ "$(wc -l < "$a")" -eq "$(wc -l < "$b")" ] && [ "$(wc -l < "$a")" -gt 4 ] &&
+       ! echo "$res" | grep -qE 'MISMATCH|NORM NOT'; then
+        ok "$desc: $res (tolerance rel 1e-5 + 1e-6)"
+    else
+        bad "$desc: $res; $(wc -l < "$a") vs $(wc -l < "$b") lines"
+    fi
+}
+
+# 1. mpirun -np 1 is the plain program, bit for bit
+"$TRAIN" $M -b 4 -x 4 -o "$W/p1" > "$W/p1.txt" 2>&1 || bad "plain run failed: $(tail -3 "$W/p1.txt")"
+mpi -np 1 "$TRAIN" $M -b 4 -x 4 -o "$W/m1" > "$W/m1.txt" 2>&1 || bad "mpirun -np 1 failed: $(tail -3 "$W/m1.txt")"
+if [ -n "$(losses "$W/p1.txt")" ] && diff <(losses "$W/p1.txt") <(losses "$W/m1.txt") > /dev/null &&
+   cmp -s "$W/p1/model_00000004.bin" "$W/m1/model_00000004.bin"; then
+    ok "mpirun -np 1: losses and model file identical to a plain run"
+else
+    bad "mpirun -np 1 differs from a plain run: $(diff <(losses "$W/p1.txt") <(losses "$W/m1.txt") | head -4)"
+fi
+
+# 2. two ranks x B 2 == one process x B 4: no clipping
+"$TRAIN" $M -b 4 -x 6 -gc 0 -ml "$W/e1.jsonl" > "$W/e1.txt" 2>&1 || bad "1-process run failed: $(tail -3 "$W/e1.txt")"
+mpi -np 2 "$TRAIN" $M -b 2 -x 6 -gc 0 -ml "$W/e2.jsonl" > "$W/e2.txt" 2>&1 || bad "2-rank run failed: $(tail -3 "$W/e2.txt")"
+grep -q "processes 2" "$W/e2.txt" && ok "2-rank run reports 2 processes" || bad "2-rank run: $(grep batch "$W/e2.txt")"
+compare_metrics "2 ranks x B2 vs 1 x B4, no clipping, 6 steps" "$W/e1.jsonl" "$W/e2.jsonl"
+
+# 3. gradient accumulation (2 micro-steps) with clipping active (norms ~5 > 0.5)
+"$TRAIN" $M -b 4 -x 6 -d 256 -gc 0.5 -ml "$W/g1.jsonl" > "$W/g1.txt" 2>&1 || bad "1-process accum run failed: $(tail -3 "$W/g1.txt")"
+mpi -np 2 "$TRAIN" $M -b 2 -x 6 -d 256 -gc 0.5 -ml "$W/g2.jsonl" > "$W/g2.txt" 2>&1 || bad "2-rank accum run failed: $(tail -3 "$W/g2.txt")"
+grep -q "grad accum 2" "$W/g2.txt" && ok "2-rank run with -d 256 accumulates 2 micro-steps" || bad "accum: $(grep batch "$W/g2.txt")"
+compare_metrics "2 ranks, grad accum 2, clipping at 0.5 active" "$W/g1.jsonl" "$W/g2.jsonl" 0.5
+
+# 4. three ranks: the parameter count does not split evenly (uneven ZeRO-1 shards)
+"$TRAIN" $M -b 6 -x 5 -ml "$W/t1.jsonl" > "$W/t1.txt" 2>&1 || bad "1-process B6 run failed: $(tail -3 "$W/t1.txt")"
+mpi -np 3 "$TRAIN" $M -b 2 -x 5 -ml "$W/t3.jsonl" > "$W/t3.txt" 2>&1 || bad "3-rank run failed: $(tail -3 "$W/t3.txt")"
+nparams=$(sed -n 's/^parameters: \([0-9]*\).*/\1/p' "$W/t1.txt")
+compare_metrics "3 ranks x B2 vs 1 x B6 ($nparams parameters, $((nparams % 3)) left over by 3)" "$W/t1.jsonl" "$W/t3.jsonl"
+
+# 5. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical
+mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "2-rank run A failed: $(tail -3 "$W/a.txt")"
+[ -f "$W/a/state_00000004_00000.bin" ] && [ -f "$W/a/state_00000004_00001.bin" ] && [ -f "$W/a/model_00000008.bin" ] &&
+    [ "$(stat -c %s "$W/a/state_00000004_00000.bin")" -lt "$(stat -c %s "$W/p1/state_00000004_00000.bin")" ] \
+    && ok "2-rank checkpoint: one state file per rank, each holding half the optimizer state" \
+    || bad "2-rank checkpoint files: $(ls "$W/a" | tr '\n' ' ')"
+ls "$W/a" | grep -q tmp && bad "temp files left behind" || ok "no temp files left behind"
+# the run stopped after checkpoint 4 is run A's directory without its step-8 files
+mkdir -p "$W/b" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_0000"[01].bin "$W/b/"
+mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "2-rank resume failed: $(tail -3 "$W/b.txt")"
+if [ "$(losses "$W/b.txt" | wc -l)" -eq 4 ] && diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") > /dev/null; then
+    ok "2-rank resume from step 4: steps 5-8 bit-identical"
+else
+    bad "2-rank resumed losses differ: $(diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") | head -4)"
+fi
+cmp -s "$W/a/model_00000008.bin" "$W/b/model_00000008.bin" && cmp -s "$W/a/state_00000008_00000.bin" "$W/b/state_00000008_00000.bin" &&
+    cmp -s "$W/a/state_00000008_00001.bin" "$W/b/state_00000008_00001.bin" \
+    && ok "2-rank resume: final model file and both state files identical" || bad "2-rank resume: final files differ"
+mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 2 -nk 2 -o "$W/k" > /dev/null 2>&1
+[ "$(ls "$W/k" | tr '\n' ' ')" = "model_00000006.bin model_00000008.bin state_00000006_00000.bin state_00000006_00001.bin state_00000008_00000.bin state_00000008_00001.bin " ] \
+    && ok "-nk 2 with 2 ranks keeps the two newest checkpoints, every rank's state" || bad "-nk 2 with 2 ranks left: $(ls "$W/k" | tr '\n' ' ')"
+
+# 6. resume with another process count: refused, one line
+"$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" -y 1 > "$W/w1.txt" 2> "$W/w1.err"
+rc=$?
+first=$(head -n 1 "$W/w1.err")
+if [ $rc -ne 0 ] && echo "$first" | grep -q "^error: .*written by 2 process(es); this run has 1"; then
+    ok "resume of a 2-rank checkpoint by 1 process refused -> exit $rc: $first"
+else
+    bad "resume 2 -> 1: exit $rc, $(head -c 300 "$W/w1.err")"
+fi
+mpi -np 2 "$TRAIN" $M -b 2 -x 8 -o "$W/p1" -y 1 > "$W/w2.txt" 2> "$W/w2.err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "^error: .*written by 1 process(es); this run has 2" "$W/w2.err"; then
+    ok "resume of a 1-process checkpoint by 2 ranks refused -> exit $rc"
+else
+    bad "resume 1 -> 2: exit $rc, $(head -c 300 "$W/w2.err")"
+fi
+
+# 7. ranks started with different flags: every rank stops with one clear line
+t0=$(date +%s)
+mpi -np 1 "$TRAIN" $M -b 2 -x 4 : -np 1 "$TRAIN" $M -b 4 -x 4 > "$W/x.txt" 2> "$W/x.err"
+rc=$?
+n=$(grep -c "^error: the 2 processes disagree on the batch flags" "$W/x.err")
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$n" -ge 1 ]; then
+    ok "mismatched -b across ranks -> exit $rc in $(( $(date +%s) - t0 )) s, $n rank(s) said: $(grep -m1 '^error' "$W/x.err")"
+else
+    bad "mismatched -b: exit $rc, $(head -c 300 "$W/x.err")"
+fi
+mpi -np 1 "$TRAIN" $M -b 2 -x 4 : -np 1 "$TRAIN" $M -b 2 -x 4 -kv 1 > "$W/x.txt" 2> "$W/x.err"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the model flags" "$W/x.err"; then
+    ok "mismatched model flags across ranks -> exit $rc"
+else
+    bad "mismatched -kv: exit $rc, $(head -c 300 "$W/x.err")"
+fi
+
+# srun without an MPI plugin would start N copies that cannot join: refused
+SLURM_PROCID=0 SLURM_STEP_NUM_TASKS=4 "$TRAIN" $M -b 2 -x 2 > "$W/s.txt" 2> "$W/s.err"
+rc=$?
+if [ $rc -ne 0 ] && head -n 1 "$W/s.err" | grep -q "^error: started as one of 4 tasks"; then
+    ok "one of 4 srun tasks with no MPI to join -> exit $rc: $(head -n 1 "$W/s.err")"
+else
+    bad "srun without MPI plugin: exit $rc, $(head -c 300 "$W/s.err")"
+fi
+
+# 8. one rank stops with an error while the other waits in a collective: rank 1's
+# state file is missing, rank 0 resumes and waits in the all-gather of the weights
+mkdir -p "$W/r" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_00000.bin" "$W/r/"
+t0=$(date +%s)
+mpi -np 2 "$TRAIN" $M -b 2 -x 8 -o "$W/r" -y 1 > "$W/r.txt" 2> "$W/r.err"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: cannot open .*state_00000004_00001.bin" "$W/r.err"; then
+    ok "one rank fails (its state file is missing) -> the job ended with exit $rc in $(( $(date +%s) - t0 )) s"
+else
+    bad "one rank failing: exit $rc, $(head -c 300 "$W/r.err")"
+fi
+
+# 9. one rank killed with SIGKILL mid-run: the job must end, non-zero, within 30 s
+children() {  # the pids whose parent is $1 and whose command line names the trainer
+    local f pid ppid
+    for f in /proc/[0-9]*/stat; do
+        pid=${f#/proc/}; pid=${pid%/stat}
+        ppid=$(awk '{sub(/^.*\) /, ""); print $2}' "$f" 2> /dev/null)
+        if [ "$ppid" = "$1" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q "train_gpt"; then echo "$pid"; fi
+    done
+}
+"${MPIRUN[@]}" -np 2 "$TRAIN" $M -b 2 -x 100000 -v 0 > "$W/kill.txt" 2>&1 &
+mpid=$!
+for _ in $(seq 1 100); do grep -q '^step *3/' "$W/kill.txt" && break; sleep 0.2; done
+pids=$(children $mpid)
+victim=$(echo "$pids" | tail -n 1)
+if [ "$(echo "$pids" | wc -w)" -ne 2 ]; then
+    bad "killed rank: expected 2 rank processes under mpirun $mpid, found '$pids'"
+    kill -9 $mpid $pids 2> /dev/null
+    wait $mpid 2> /dev/null
+else
+    t0=$(date +%s)
+    kill -9 "$victim"
+    for _ in $(seq 1 300); do kill -0 $mpid 2> /dev/null || break; sleep 0.1; done
+    if kill -0 $mpid 2> /dev/null; then
+        bad "killed rank $victim: mpirun still running after 30 s"
+        kill -9 $mpid $pids 2> /dev/null
+        wait $mpid 2> /dev/null
+    else
+        wait $mpid
+        rc=$?
+        dt=$(( $(date +%s) - t0 ))
+        # mpirun may return while its killed ranks are still being torn down: give them 5 s
+        # (a zombie, state Z, counts as gone: in a container nobody may reap it)
+        for _ in $(seq 1 50); do
+            alive=""
+            for p in $pids; do
+                st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$p/stat" 2> /dev/null)
+                [ -n "$st" ] && [ "$st" != "Z" ] && alive="$alive $p"
+            done
+            [ -z "$alive" ] && break
+            sleep 0.1
+        done
+        if [ $rc -ne 0 ] && [ -z "$alive" ]; then
+            ok "one rank killed -> the job ended with exit $rc after ${dt} s, no rank left running"
+        else
+            bad "one rank killed -> exit $rc, still alive:$alive"
+        fi
+    fi
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
