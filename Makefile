@@ -50,11 +50,25 @@ ifeq ($(MPI_FOUND),yes)
 else
   TRAIN_CC := $(CC)
 endif
+# NCCL for train_gpt_cuda's multi-GPU backend: nccl.h and libnccl in the CUDA
+# toolkit nvcc belongs to, or under NCCL_HOME; probed by compiling and linking a
+# call to ncclGetVersion. Without it train_gpt_cuda still builds (one GPU, or
+# several ranks over the host-staged MPI backend -cb mpi). NO_NCCL=1: off.
+NCCL_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+ifneq ($(filter 1,$(NO_NCCL)),)
+  NCCL_FOUND := no (NO_NCCL=1)
+else ifneq ($(NVCC),)
+  NCCL_FOUND := $(shell printf '\043include <nccl.h>\nint main(void){int v; return ncclGetVersion(&v);}\n' | \
+                  $(CXX) -x c++ - -I$(NCCL_HOME)/include -L$(NCCL_HOME)/lib64 -L$(NCCL_HOME)/lib -lnccl -o /dev/null 2>/dev/null && echo yes || echo no)
+else
+  NCCL_FOUND := no
+endif
 NODE := $(shell command -v node 2>/dev/null)
 $(info ---------------------------------------------)
 $(info OpenMP: $(OMP_FOUND))
 $(info nvcc:   $(if $(NVCC),$(NVCC),not found (GPU programs are skipped)))
 $(info MPI:    $(if $(filter yes,$(MPI_FOUND)),$(MPICC) (train_gpt built with -DUSE_MPI),not found or not working (train_gpt runs one process; test_mpi is skipped)))
+$(info NCCL:   $(if $(filter yes,$(NCCL_FOUND)),$(NCCL_HOME) (train_gpt_cuda built with -DUSE_NCCL),$(NCCL_FOUND) (train_gpt_cuda: one GPU or -cb mpi only)))
 $(info node:   $(if $(NODE),$(NODE),not found (the tokenizer parity test is skipped)))
 $(info ---------------------------------------------)
 
@@ -89,7 +103,7 @@ infer_cpu: infer.c $(HEADERS)
 make_shards: data/make_shards.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-test_gpt: test/test_gpt.c train_gpt.c $(HEADERS)
+test_gpt: test/test_gpt.c test/ref_state.h train_gpt.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 test_gradcheck: test/test_gradcheck.c train_gpt.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
@@ -154,12 +168,18 @@ GPU_ARCH ?= sm_90
 NVCC_FLAGS = -O3 -arch=$(GPU_ARCH) -std=c++17 -lineinfo -I. -Xcompiler -Wall,-Wextra,-Wno-unused-function,-fopenmp \
              -Werror all-warnings
 NVCC_LDLIBS = -lcublasLt -lgomp
+#   -DUSE_MPI, -DUSE_NCCL  the trainer's data-parallel backends (llmc/comm_gpu.cuh), when
+#                  detected above; MPI's -I/-L/-l flags from `mpicc --showme` (Open MPI)
+GPU_COMM_FLAGS = $(if $(MPI_SHOWME),-DUSE_MPI $(filter -I%,$(MPI_SHOWME))) \
+                 $(if $(filter yes,$(NCCL_FOUND)),-DUSE_NCCL -I$(NCCL_HOME)/include)
+GPU_COMM_LDLIBS = $(if $(MPI_SHOWME),$(filter -L% -l%,$(MPI_LDLIBS))) \
+                  $(if $(filter yes,$(NCCL_FOUND)),-L$(NCCL_HOME)/lib64 -L$(NCCL_HOME)/lib -lnccl)
 CUDA_HEADERS = $(wildcard llmc/*.cuh)
 DEV_CUDA_BINS = rmsnorm_residual swiglu adamw classifier qknorm_rope attention encoder matmul decode
 
 train_gpt_cuda: train_gpt.cu $(HEADERS) $(CUDA_HEADERS)
-	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
-test_gpt_cuda: test/test_gpt.cu train_gpt.cu test/test.h $(HEADERS) $(CUDA_HEADERS)
+	$(NVCC) $(NVCC_FLAGS) $(GPU_COMM_FLAGS) $< -o $@ $(NVCC_LDLIBS) $(GPU_COMM_LDLIBS)
+test_gpt_cuda: test/test_gpt.cu test/ref_state.h train_gpt.cu test/test.h $(HEADERS) $(CUDA_HEADERS)
 	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(NVCC_LDLIBS)
 
 # the GPU sampler and its checks against the CPU model (test/test_infer_gpu.sh runs both)
@@ -172,7 +192,7 @@ test_infer_gpu: test/test_infer_gpu.cu infer.cu $(HEADERS) $(CUDA_HEADERS)
 test-gpu: train_gpt_cuda test_gpt_cuda infer test_infer_gpu infer_cpu train_gpt gen_shard
 	$(MAKE) -C dev/cuda all NVCC=$(NVCC) GPU_ARCH=$(GPU_ARCH)
 	@test/run_tests.sh "./test_gpt_cuda" $(foreach b,$(DEV_CUDA_BINS),"./dev/cuda/bin/$(b)") \
-	  "bash test/test_infer_gpu.sh ./infer ./test_infer_gpu ./infer_cpu"
+	  "bash test/test_infer_gpu.sh ./infer ./test_infer_gpu ./infer_cpu" "bash test/test_mpi_gpu.sh ./train_gpt_cuda"
 
 # the file-loader fuzzers (libFuzzer + ASan + UBSan), FUZZ_SECONDS each (default 60);
 # needs clang with the libFuzzer runtime: apt-get install -y clang libclang-rt-14-dev

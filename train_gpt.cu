@@ -31,6 +31,8 @@
 #include <string.h>
 #include <time.h>
 #include "llmc/checkpoint.h"
+#include "llmc/comm.h"
+#include "llmc/comm_train.h"
 #include "llmc/config.h"
 #include "llmc/dataloader.h"
 #include "llmc/gpt_cpu.h"  // the SPEC init, checkpoint loading and RoPE tables (host side)
@@ -40,12 +42,14 @@
 #include "llmc/schedule.h"
 #include "llmc/tokenizer.h"
 #include "llmc/train_args.h"
+#include "llmc/train_common.h"
 #include "llmc/utils.h"
 
 #include "llmc/cuda_common.cuh"
 #include "llmc/adamw.cuh"
 #include "llmc/attention.cuh"
 #include "llmc/classifier.cuh"
+#include "llmc/comm_gpu.cuh"
 #include "llmc/encoder.cuh"
 #include "llmc/matmul.cuh"
 #include "llmc/qknorm_rope.cuh"
@@ -176,10 +180,16 @@ typedef struct {
     int B, T;            // what the activations are sized for
     int recompute;
     int chunk;           // rows per lm_head chunk
-    bf16* params;        // (num_parameters,) the bf16 weights the forward reads
-    float* master;       // (num_parameters,) fp32 master weights
-    float* grads;        // (num_parameters,) fp32
-    float* m;            // AdamW moments (num_parameters,)
+    // data parallel (ZeRO-1): the flat parameters are cut into world shards of
+    // zs.shard (llmc/comm.h); this rank keeps the fp32 master and AdamW state of
+    // its shard only. One GPU: world 1, the shard is everything.
+    int world, rank;
+    ZeroShard zs;
+    GpuComm* comm;       // the collectives (NULL: one GPU, nothing to communicate)
+    bf16* params;        // (zs.padded,) the bf16 weights the forward reads (all of them)
+    float* master;       // (zs.shard,) fp32 master weights of this rank's shard
+    float* grads;        // (zs.padded,) fp32; after the reduce-scatter [rank * shard, +shard) is this rank's mean
+    float* m;            // (zs.shard,) AdamW moments of the shard
     float* v;
     ActsGPU acts;
     WorkGPU work;
@@ -203,28 +213,33 @@ static float* grad_ptr(const GPTCuda* m, int t) {
     return m->grads + m->layout.offsets[t];
 }
 
-// gpt_plan: fills the memory groups (sizes only) for (B, T); allocates nothing
-static void gpt_plan(GPTCuda* m, const GPTConfig* c, int B, int T, int recompute) {
+// gpt_plan_sharded: fills the memory groups (sizes only) for (B, T) on rank
+// `rank` of `world` (ZeRO-1 shards); allocates nothing
+static void gpt_plan_sharded(GPTCuda* m, const GPTConfig* c, int B, int T, int recompute, int world, int rank) {
     m->config = *c;
     param_layout_init(&m->layout, c);
+    m->world = world;
+    m->rank = rank;
+    zero_shard_init(&m->zs, m->layout.num_parameters, world, rank);
+    const size_t npad = m->zs.padded, nshard = m->zs.shard;
     m->B = B;
     m->T = T;
     m->recompute = recompute;
     size_t L = c->n_layer, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, hd = C / NH, F = c->ffn_dim;
-    size_t Vp = c->padded_vocab_size, QKV = (NH + 2 * NKV) * hd, BT = (size_t)B * T, n = m->layout.num_parameters;
+    size_t Vp = c->padded_vocab_size, QKV = (NH + 2 * NKV) * hd, BT = (size_t)B * T;
     size_t Lr = recompute ? 1 : L;  // layers kept of the recomputable tensors
     int seq = !c->parallel_block;
     const size_t H = sizeof(bf16), Fl = sizeof(float);
     MemGroup* g = m->groups;
     group_init(&g[0], "parameters (bf16 copy)");
-    group_add(&g[0], &m->params, n * H);
+    group_add(&g[0], &m->params, npad * H);
     group_init(&g[1], "master weights (fp32)");
-    group_add(&g[1], &m->master, n * Fl);
+    group_add(&g[1], &m->master, nshard * Fl);
     group_init(&g[2], "gradients (fp32)");
-    group_add(&g[2], &m->grads, n * Fl);
+    group_add(&g[2], &m->grads, npad * Fl);
     group_init(&g[3], "optimizer state (fp32 m, v)");
-    group_add(&g[3], &m->m, n * Fl);
-    group_add(&g[3], &m->v, n * Fl);
+    group_add(&g[3], &m->m, nshard * Fl);
+    group_add(&g[3], &m->v, nshard * Fl);
     ActsGPU* a = &m->acts;
     group_init(&g[4], "activations");
     group_add(&g[4], &a->inputs, BT * sizeof(int));
@@ -289,11 +304,20 @@ static void gpt_plan(GPTCuda* m, const GPTConfig* c, int B, int T, int recompute
     p->total = p->params + p->master + p->grads + p->optimizer + p->acts + p->work + p->workspace;
 }
 
+// gpt_plan: the plan of one GPU (world 1)
+static void gpt_plan(GPTCuda* m, const GPTConfig* c, int B, int T, int recompute) {
+    gpt_plan_sharded(m, c, B, T, recompute, 1, 0);
+}
+
 static void gpt_print_plan(const GPTCuda* m, FILE* fp) {
     const MemPlan* p = &m->plan;
     const double G = 1073741824.0;
     fprintf(fp, "memory plan (B %d, T %d%s, lm_head chunk %d rows):\n", m->B, m->T,
             m->recompute ? ", recompute" : "", m->chunk);
+    if (m->world > 1) {
+        fprintf(fp, "  ZeRO-1: master weights and optimizer state of a shard of %zu parameters (1/%d)\n", m->zs.shard,
+                m->world);
+    }
     fprintf(fp, "  parameters (bf16)     %8.3f GiB\n", p->params / G);
     fprintf(fp, "  master weights (fp32) %8.3f GiB\n", p->master / G);
     fprintf(fp, "  gradients (fp32)      %8.3f GiB\n", p->grads / G);
@@ -333,9 +357,11 @@ static void gpt_alloc(GPTCuda* m) {
     m->buckets_work = (int*)callocCheck(encoder_buckets_work_ints(c->padded_vocab_size, (int)BT), sizeof(int));
     m->losses_host = (float*)mallocCheck(BT * sizeof(float));
     m->mean_loss = -1.0f;
-    cudaCheck(cudaMemset(m->m, 0, m->layout.num_parameters * sizeof(float)));
-    cudaCheck(cudaMemset(m->v, 0, m->layout.num_parameters * sizeof(float)));
-    cudaCheck(cudaMemset(m->grads, 0, m->layout.num_parameters * sizeof(float)));
+    cudaCheck(cudaMemset(m->params, 0, m->zs.padded * sizeof(bf16)));  // the padding is never written
+    cudaCheck(cudaMemset(m->master, 0, m->zs.shard * sizeof(float)));
+    cudaCheck(cudaMemset(m->m, 0, m->zs.shard * sizeof(float)));
+    cudaCheck(cudaMemset(m->v, 0, m->zs.shard * sizeof(float)));
+    cudaCheck(cudaMemset(m->grads, 0, m->zs.padded * sizeof(float)));
 }
 
 static void gpt_free_cuda(GPTCuda* m) {
@@ -356,21 +382,43 @@ static uint32_t sr_seed(uint64_t run_seed, int step, int t) {
     return hash32(rng_next_u32(&s) + (uint32_t)t * 0x9E3779B9u);
 }
 
+// gpt_sync: waits for the model's stream; with collectives in flight, polling
+// them (a dead peer ends the job instead of hanging it, llmc/comm_gpu.cuh)
+static void gpt_sync(GPTCuda* m, const char* what) {
+    if (m->comm != NULL) {
+        gpu_comm_wait(m->comm, m->stream, what);
+    } else {
+        cudaCheck(cudaStreamSynchronize(m->stream));
+    }
+}
+
+// shard_part: the part of parameter tensor t inside this rank's shard, [*lo, *hi)
+// of the flat buffer (empty when lo == hi). One GPU: the whole tensor.
+static void shard_part(const GPTCuda* m, int t, size_t* lo, size_t* hi) {
+    size_t off = m->layout.offsets[t], end = off + m->layout.sizes[t];
+    *lo = off > m->zs.start ? off : m->zs.start;
+    *hi = end < m->zs.end ? end : m->zs.end;
+    if (*hi < *lo) { *hi = *lo; }
+}
+
 // gpt_upload_master: master (num_parameters,) host fp32 -> the GPU's master and its
 // bf16 copy: round to nearest (after_step < 0: a fresh or loaded model) or the
 // stochastic rounding optimizer step after_step wrote (a resumed run)
 static void gpt_upload_master(GPTCuda* m, const float* master, int after_step, uint64_t run_seed) {
-    size_t n = m->layout.num_parameters;
-    cudaCheck(cudaMemcpy(m->master, master, n * sizeof(float), cudaMemcpyHostToDevice));
+    const ZeroShard* z = &m->zs;  // this rank's shard of master; every rank rounds its own, then all-gather
+    cudaCheck(cudaMemcpy(m->master, master + z->start, (z->end - z->start) * sizeof(float), cudaMemcpyHostToDevice));
     for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-        size_t off = m->layout.offsets[t], sz = m->layout.sizes[t];
+        size_t lo, hi, off = m->layout.offsets[t];
+        shard_part(m, t, &lo, &hi);
+        const float* src = m->master + (lo - z->start);
         if (after_step < 0) {
-            params_to_bf16_rne(m->params + off, m->master + off, sz, m->stream);
+            params_to_bf16_rne(m->params + lo, src, hi - lo, m->stream);
         } else {
-            params_to_bf16_sr(m->params + off, m->master + off, sz, sr_seed(run_seed, after_step, t), m->stream);
+            params_to_bf16_sr_at(m->params + lo, src, hi - lo, lo - off, sr_seed(run_seed, after_step, t), m->stream);
         }
     }
-    cudaCheck(cudaStreamSynchronize(m->stream));
+    if (m->comm != NULL) { gpu_comm_allgather_bf16(m->comm, m->params, z, m->stream); }
+    gpt_sync(m, "the weights upload");
 }
 
 // ----------------------------------------------------------------------------
@@ -582,46 +630,86 @@ static void gpt_backward(GPTCuda* m, int B, int T) {
 }
 
 static void gpt_zero_grad_cuda(GPTCuda* m) {
-    cudaCheck(cudaMemsetAsync(m->grads, 0, m->layout.num_parameters * sizeof(float), m->stream));
+    cudaCheck(cudaMemsetAsync(m->grads, 0, m->zs.padded * sizeof(float), m->stream));
 }
 
-// the global L2 norm of the gradients (synchronizes)
-static float gpt_grad_norm_cuda(GPTCuda* m) {
-    global_norm_squared(m->work.norm2, m->work.red, m->grads, m->layout.num_parameters, m->stream);
+// gpt_reduce_grads: once per optimizer step, after the last micro-step's
+// backward: this rank's shard of the gradients becomes their mean over the ranks
+// (reduce-scatter of the sum, then 1/world). One reduce-scatter of the whole flat
+// buffer: the layout is per tensor with L leading, so a layer's gradients are not
+// contiguous and per-layer buckets cannot overlap the backward (docs/distributed.md).
+static void gpt_reduce_grads(GPTCuda* m) {
+    if (m->comm == NULL || m->world == 1) { return; }
+    gpu_comm_reduce_scatter_sum(m->comm, m->grads, &m->zs, m->stream);
+    scale_f32(m->grads + m->zs.start, m->zs.end - m->zs.start, 1.0f / m->world, m->stream);
+}
+
+// the sum of squares of this rank's shard of the gradients (synchronizes)
+static float gpt_grad_sumsq_cuda(GPTCuda* m) {
+    global_norm_squared(m->work.norm2, m->work.red, m->grads + m->zs.start, m->zs.end - m->zs.start, m->stream);
     float n2 = 0.0f;
     cudaCheck(cudaMemcpyAsync(&n2, m->work.norm2, sizeof(float), cudaMemcpyDeviceToHost, m->stream));
-    cudaCheck(cudaStreamSynchronize(m->stream));
-    return sqrtf(n2);
+    gpt_sync(m, "the gradient norm");
+    return n2;
+}
+
+// the global L2 norm of the gradients of one GPU (synchronizes; test/test_gpt.cu)
+[[maybe_unused]] static float gpt_grad_norm_cuda(GPTCuda* m) {
+    return sqrtf(gpt_grad_sumsq_cuda(m));
 }
 
 // AdamW at 0-based optimizer step `step` (bias correction t = step + 1), gradients
-// scaled by grad_scale; weight decay on the matrices only (param_is_decayed)
+// scaled by grad_scale; weight decay on the matrices only (param_is_decayed). On
+// this rank's shard of every tensor, with the rounding bits of the whole tensor
+// (adamw_update_at), then the bf16 shards are all-gathered: the weights are the
+// same bits whatever the number of ranks, given the same gradients.
 static void gpt_update_cuda(GPTCuda* m, float lr, float weight_decay, float grad_scale, int step, uint64_t run_seed) {
+    const size_t s0 = m->zs.start;
     for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-        size_t off = m->layout.offsets[t], sz = m->layout.sizes[t];
+        size_t lo, hi, off = m->layout.offsets[t];
+        shard_part(m, t, &lo, &hi);
         float wd = param_is_decayed(t) ? weight_decay : 0.0f;
-        adamw_update(m->master + off, m->params + off, m->m + off, m->v + off, m->grads + off, sz, lr, ADAM_BETA1,
-                     ADAM_BETA2, ADAM_EPS, wd, grad_scale, step + 1, sr_seed(run_seed, step, t), m->stream);
+        adamw_update_at(m->master + (lo - s0), m->params + lo, m->m + (lo - s0), m->v + (lo - s0), m->grads + lo,
+                        hi - lo, lo - off, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, wd, grad_scale, step + 1,
+                        sr_seed(run_seed, step, t), m->stream);
     }
+    if (m->comm != NULL) { gpu_comm_allgather_bf16(m->comm, m->params, &m->zs, m->stream); }
 }
 
 // a skipped step still "writes" its bf16 copy, so that after any step s the copy is
 // the rounding of the master with step s's seeds (what a resume rebuilds)
 static void gpt_skip_update_cuda(GPTCuda* m, int step, uint64_t run_seed) {
+    const size_t s0 = m->zs.start;
     for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
-        size_t off = m->layout.offsets[t], sz = m->layout.sizes[t];
-        params_to_bf16_sr(m->params + off, m->master + off, sz, sr_seed(run_seed, step, t), m->stream);
+        size_t lo, hi, off = m->layout.offsets[t];
+        shard_part(m, t, &lo, &hi);
+        params_to_bf16_sr_at(m->params + lo, m->master + (lo - s0), hi - lo, lo - off, sr_seed(run_seed, step, t),
+                             m->stream);
     }
+    if (m->comm != NULL) { gpu_comm_allgather_bf16(m->comm, m->params, &m->zs, m->stream); }
+}
+
+// gpt_master_to_host: the whole fp32 master (num_parameters,) into host on every
+// rank (all-gathered through the gradient buffer, free between steps), and this
+// rank's shard of m, v (zs.end - zs.start each) into m_host, v_host (checkpoints)
+static void gpt_master_to_host(GPTCuda* m, float* host, float* m_host, float* v_host) {
+    const ZeroShard* z = &m->zs;
+    size_t own = z->end - z->start;
+    if (m->world == 1) {
+        cudaCheck(cudaMemcpy(host, m->master, z->n * sizeof(float), cudaMemcpyDeviceToHost));
+    } else {
+        cudaCheck(cudaMemcpyAsync(m->grads + z->start, m->master, own * sizeof(float), cudaMemcpyDeviceToDevice,
+                                  m->stream));
+        gpu_comm_allgather_f32(m->comm, m->grads, z, m->stream);
+        cudaCheck(cudaMemcpyAsync(host, m->grads, z->n * sizeof(float), cudaMemcpyDeviceToHost, m->stream));
+        gpt_sync(m, "the master weights to the host");
+    }
+    cudaCheck(cudaMemcpy(m_host, m->m, own * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(v_host, m->v, own * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 // ----------------------------------------------------------------------------
 // the training program
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // the device's peak dense bf16 tensor rate (FLOP/s) for MFU; 0 when unknown
 static double device_peak_bf16(const cudaDeviceProp* p) {
@@ -653,96 +741,82 @@ static float train_step(GPTCuda* m, DataLoader* loader, const StepArgs* sa, int 
         loss_sum += m->mean_loss;
         gpt_backward(m, sa->B, sa->T);
     }
-    float loss = (float)(loss_sum / sa->grad_accum);
-    float norm = gpt_grad_norm_cuda(m);
+    // once per optimizer step: the shard's mean gradient, then the mean loss over
+    // ranks and the global norm from every shard's sum of squares (one GPU: the
+    // same floats as without any of this)
+    gpt_reduce_grads(m);
+    double red[2] = {loss_sum / sa->grad_accum, (double)gpt_grad_sumsq_cuda(m)};
+    if (m->comm != NULL) { comm_allreduce_f64(m->comm->host, red, 2, COMM_SUM); }
+    float loss = (float)(red[0] / m->world);
+    float norm = sqrtf((float)red[1]);
     *skipped_out = 0;
-    if (!isfinite(loss) || !isfinite(norm)) {
+    if (!isfinite(loss) || !isfinite(norm)) {  // every rank sees the same loss and norm: all skip or none
         if (sa->nonfinite_fatal) { die("step %d: non-finite loss %f or gradient norm %f (-nf 1)", step, loss, norm); }
-        fprintf(stderr, "warning: step %d: non-finite loss %f or gradient norm %f; the update is skipped\n", step, loss,
-                norm);
+        if (m->rank == 0) {
+            fprintf(stderr, "warning: step %d: non-finite loss %f or gradient norm %f; the update is skipped\n", step,
+                    loss, norm);
+        }
         gpt_skip_update_cuda(m, step, sa->run_seed);
         *skipped_out = 1;
     } else {
         float scale = (sa->grad_clip > 0.0f && norm > sa->grad_clip) ? sa->grad_clip / norm : 1.0f;
         gpt_update_cuda(m, lr, sa->weight_decay, scale, step, sa->run_seed);
     }
-    cudaCheck(cudaStreamSynchronize(m->stream));
+    gpt_sync(m, "the optimizer step");
     *norm_out = norm;
     return loss;
 }
 
-// evaluate: mean loss over n batches of the loader from its start (n < 0: all)
-static float evaluate(GPTCuda* m, DataLoader* loader, int n, float zloss) {
-    dataloader_reset(loader);
-    size_t steps = dataloader_steps_per_epoch(loader);
-    if (n < 0 || (size_t)n > steps) { n = (int)steps; }
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        dataloader_next_batch(loader);
-        gpt_forward(m, loader->inputs, loader->targets, (int)loader->B, (int)loader->T, zloss, 1.0f, 0);
-        sum += m->mean_loss;
-    }
-    return (float)(sum / n);
+// the model-specific halves of train_common.h's evaluation and sampling loops
+static float forward_loss_cuda(void* model, const int* inputs, const int* targets, int B, int T, float zloss) {
+    GPTCuda* m = (GPTCuda*)model;
+    gpt_forward(m, inputs, targets, B, T, zloss, 1.0f, 0);
+    return m->mean_loss;
 }
 
-// sample_and_print: continues the EOT token for gen_tokens tokens (B = 1), each token
-// from a full forward over the tokens so far (at most the allocation's T)
-static void sample_and_print(GPTCuda* m, Sampler* sampler, const Tokenizer* tok, int gen_tokens) {
-    int V = m->config.vocab_size, Vp = m->config.padded_vocab_size;
-    int eot = tok != NULL ? (int)tok->eot_token : V - 1;
-    if (eot >= V) { eot = V - 1; }
-    int n = gen_tokens + 1 < m->T ? gen_tokens + 1 : m->T;
-    int* tokens = (int*)mallocCheck((size_t)n * sizeof(int));
-    float* logits = (float*)mallocCheck((size_t)Vp * sizeof(float));
-    tokens[0] = eot;
-    printf("generating:\n---\n");
-    for (int t = 1; t < n; t++) {
-        gpt_forward(m, tokens, NULL, 1, t, 0.0f, 1.0f, 0);
-        gpt_logits(m, t - 1, 1, logits);
-        int next = sampler_sample(sampler, logits);
-        tokens[t] = next;
-        if (tok != NULL) {
-            tokenizer_print(tok, (uint32_t)next, stdout);
-        } else {
-            printf("%d ", next);
-        }
-        fflush(stdout);
-    }
-    printf("\n---\n");
-    free(tokens);
-    free(logits);
+static const float* next_logits_cuda(void* model, const int* tokens, int t, float* scratch) {
+    GPTCuda* m = (GPTCuda*)model;
+    gpt_forward(m, tokens, NULL, 1, t, 0.0f, 1.0f, 0);
+    gpt_logits(m, t - 1, 1, scratch);
+    return scratch;
+}
+
+// evaluate: mean loss over n batches of the loader from its start (n < 0: all)
+static float evaluate(GPTCuda* m, DataLoader* loader, int n, float zloss) {
+    return (float)eval_mean_loss(loader, n, zloss, forward_loss_cuda, m);
+}
+
+// evaluate_ranks: evaluate's mean averaged over the ranks (each read its own
+// slice of every batch); a collective
+static float evaluate_ranks(GPTCuda* m, DataLoader* loader, int n, float zloss, const Comm* comm) {
+    double mean = evaluate(m, loader, n, zloss);
+    comm_allreduce_f64(comm, &mean, 1, COMM_SUM);
+    return (float)(mean / comm->world);
+}
+
+// sample: sample_and_print for gen_tokens tokens (B = 1), at most the allocation's T
+static void sample(GPTCuda* m, Sampler* sampler, const Tokenizer* tok, int gen_tokens) {
+    sample_and_print(sampler, tok, gen_tokens, m->T, m->config.vocab_size, m->config.padded_vocab_size,
+                     next_logits_cuda, m);
 }
 
 // save_checkpoint: the fp32 master and AdamW moments come back to the host buffers
 // of `host` (the CPU model that loaded or initialised the weights); then, as the
-// CPU trainer: the state file first, the model file last, old ones removed
-static void save_checkpoint(GPTCuda* m, GPT* host, const char* dir, int step, const TrainState* st, int keep) {
+// CPU trainer (train_write_checkpoint): the state file first, the model file last,
+// old ones removed
+static void barrier_comm_cuda(const void* comm) { comm_barrier((const Comm*)comm); }
+
+static void save_checkpoint(GPTCuda* m, GPT* host, const char* dir, const TrainState* st, int keep, const Comm* comm) {
     size_t n = m->layout.num_parameters;
     if (host->m_memory == NULL) {
         host->m_memory = (float*)mallocCheck(n * sizeof(float));
         host->v_memory = (float*)mallocCheck(n * sizeof(float));
     }
-    cudaCheck(cudaMemcpy(host->params_memory, m->master, n * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(host->m_memory, m->m, n * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(host->v_memory, m->v, n * sizeof(float), cudaMemcpyDeviceToHost));
-    char path[1200];
-    state_path(path, sizeof(path), dir, step, st->rank);
-    state_write(path, st, host->params_memory, host->m_memory, host->v_memory);
-    checkpoint_path(path, sizeof(path), dir, step);
-    checkpoint_write(path, &m->config, host->params_memory, n, DTYPE_FP32);
-    printf("wrote checkpoint %s\n", path);
-    if (keep > 0) { remove_old_checkpoints(dir, keep, st->rank); }
-}
-
-// the model config the flags ask for (a preset with overrides, or a checkpoint's)
-static void config_from_args(const TrainArgs* args, GPTConfig* c) {
-    if (is_preset_name(args->model)) {
-        train_args_model_config(args, c);
-    } else {
-        int dt;
-        FILE* fp = checkpoint_read_config(args->model, c, &dt);
-        fclose(fp);
-    }
+    // the whole master (for rank 0's model file) and this rank's shard of m, v
+    gpt_master_to_host(m, host->params_memory, host->m_memory, host->v_memory);
+    train_write_checkpoint(dir, st, host->params_memory + st->shard_offset, host->m_memory, host->v_memory,
+                           &m->config, host->params_memory, comm->world > 1 ? barrier_comm_cuda : NULL, comm);
+    if (keep > 0) { remove_old_checkpoints_ranks(dir, keep, comm); }
 }
 
 #ifndef TESTING
@@ -757,27 +831,63 @@ int main(int argc, char** argv) {
             break;
         }
     }
+    // -cb nccl|mpi: how the ranks of a data-parallel job communicate (llmc/comm_gpu.cuh)
+#ifdef USE_NCCL
+    GpuCommBackend backend = GPU_COMM_NCCL;
+#else
+    GpuCommBackend backend = GPU_COMM_MPI;
+#endif
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "-cb") == 0) {
+            backend = gpu_comm_backend_parse(argv[i + 1]);
+            for (int j = i; j + 2 < argc; j++) { argv[j] = argv[j + 2]; }
+            argc -= 2;
+            break;
+        }
+    }
+    // the job: MPI when a launcher started us, RANK / WORLD_SIZE with LLMC_RENDEZVOUS,
+    // else one process (docs/distributed.md)
+    Comm comm;
+    if (getenv("LLMC_RENDEZVOUS") != NULL) {
+        comm_init_env(&comm);
+    } else {
+        comm_init(&comm, &argc, &argv);
+    }
+    const int rank = comm.rank, world = comm.world;
     TrainArgs args;
     train_args_defaults(&args);
     if (train_args_parse(&args, argc, argv)) {
-        train_args_usage(argv[0]);
-        printf("  --plan      print the GPU memory plan for these flags and exit (needs no GPU)\n");
+        if (rank == 0) {
+            train_args_usage(argv[0]);
+            printf("  --plan      print the GPU memory plan for these flags and exit (needs no GPU)\n");
+            printf("  -cb <s>     data-parallel communication: nccl (one process per GPU) or mpi (host-staged)"
+#ifdef USE_NCCL
+                   "; default nccl\n");
+#else
+                   "; this build has no NCCL: mpi only\n");
+#endif
+#ifdef USE_MPI
+            printf("processes: built with MPI; mpirun -np N %s ... trains on N data-parallel processes "
+                   "(docs/distributed.md)\n", argv[0]);
+#else
+            printf("processes: built without MPI; multi-GPU only with NCCL and LLMC_RENDEZVOUS (docs/distributed.md)\n");
+#endif
+        }
+        comm_free(&comm);
         return 0;
     }
-    const int rank = 0, world = 1;  // one GPU
-    if (!is_preset_name(args.model) && access(args.model, F_OK) != 0) {
-        die("flag -e: '%s' is neither a preset (d2, d6, d12, d24, d36, 1b) nor an existing checkpoint file", args.model);
-    }
+    train_check_model_arg(&args);
     if (plan_only) {
         GPTConfig cfg;
-        config_from_args(&args, &cfg);
-        if (args.T > cfg.max_seq_len) { die("flag -t: T = %d is larger than the model's max_seq_len %d", args.T, cfg.max_seq_len); }
+        train_args_config(&args, &cfg);
+        train_check_seq_len(&args, &cfg);
         GPTCuda pm;
         memset(&pm, 0, sizeof(pm));
         gpt_plan(&pm, &cfg, args.B, args.T, args.recompute);
         config_print(&cfg, stdout);
         printf("parameters: %zu | FLOPs per token: %.3e\n", pm.layout.num_parameters, model_flops_per_token(&cfg, args.T));
         gpt_print_plan(&pm, stdout);
+        comm_free(&comm);
         return 0;
     }
 
@@ -787,127 +897,95 @@ int main(int argc, char** argv) {
         die("no CUDA device: %s\n---> HINT: this program needs an NVIDIA GPU and its driver; the CPU trainer is ./train_gpt",
             derr != cudaSuccess ? cudaGetErrorString(derr) : "none found");
     }
-    cudaCheck(cudaSetDevice(0));
+    // one process per GPU: the local rank picks it (-cb mpi may put several ranks on one)
+    const int device = comm.local_rank % dev_count;
+    cudaCheck(cudaSetDevice(device));
     cudaDeviceProp prop;
-    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    cudaCheck(cudaGetDeviceProperties(&prop, device));
+    // the ranks agree on the flags before any other collective. Under MPI that
+    // check goes first (a rank with another -cb would otherwise wait in NCCL's
+    // setup); without MPI the host collectives need the NCCL communicator first.
+    GpuComm gcomm;
+    uint64_t backend_hash = HASH_SEED;
+    HASH_FIELD(backend_hash, backend);
+    if (comm.mpi || world == 1) {
+        train_check_flags_agree(&comm, &args, "the communication backend (-cb)", backend_hash);
+        gpu_comm_init(&gcomm, &comm, backend);
+    } else {
+        gpu_comm_init(&gcomm, &comm, backend);
+        train_check_flags_agree(&comm, &args, "the communication backend (-cb)", backend_hash);
+    }
     if (args.output_dir != NULL) { make_dir(args.output_dir); }
 
     // the model on the host first: from a preset, a checkpoint file, or the newest checkpoint of -o
+    // (rank 0 picks it, so every rank resumes the same step)
     GPT host;
-    int resume_step = -1;
-    if (args.resume) { resume_step = latest_checkpoint_step(args.output_dir); }
-    if (resume_step >= 0) {
-        char path[1200];
-        checkpoint_path(path, sizeof(path), args.output_dir, resume_step);
-        gpt_init_from_checkpoint(&host, path);
-        GPTConfig want;
-        config_from_args(&args, &want);
-        if (!config_equal(&want, &host.config)) {
-            die("checkpoint '%s' does not match the model asked for with -e %s\n"
-                "---> HINT: resume with the same model flags, or use another -o", path, args.model);
-        }
-        printf("resuming from %s\n", path);
-    } else if (is_preset_name(args.model)) {
-        GPTConfig cfg;
-        train_args_model_config(&args, &cfg);
-        gpt_init_random(&host, &cfg, args.seed);  // SPEC's init: the same weights as ./train_gpt
-    } else {
-        gpt_init_from_checkpoint(&host, args.model);
-    }
+    const int resume_step = train_resume_step(&args, &comm);
+    train_init_model(&host, &args, resume_step, rank);  // a preset: the same weights as ./train_gpt
     const GPTConfig* c = &host.config;
-    if (args.T > c->max_seq_len) { die("flag -t: T = %d is larger than the model's max_seq_len %d", args.T, c->max_seq_len); }
+    train_check_seq_len(&args, c);
 
     GPTCuda model;
     memset(&model, 0, sizeof(model));
-    gpt_plan(&model, c, args.B, args.T, args.recompute);
-    config_print(c, stdout);
+    gpt_plan_sharded(&model, c, args.B, args.T, args.recompute, world, rank);
+    model.comm = gcomm.backend != GPU_COMM_NONE ? &gcomm : NULL;
     double flops_tok = model_flops_per_token(c, args.T);
     double peak = device_peak_bf16(&prop);
-    printf("device: %s (sm_%d%d, %.1f GiB, %d SMs) | peak bf16 %s\n", prop.name, prop.major, prop.minor,
-           prop.totalGlobalMem / 1073741824.0, prop.multiProcessorCount,
-           peak > 0 ? "known" : "unknown (MFU not shown)");
-    printf("parameters: %zu | FLOPs per token: %.3e\n", model.layout.num_parameters, flops_tok);
-    gpt_print_plan(&model, stdout);
+    if (rank == 0) {
+        config_print(c, stdout);
+        printf("device: %s (sm_%d%d, %.1f GiB, %d SMs) | peak bf16 %s\n", prop.name, prop.major, prop.minor,
+               prop.totalGlobalMem / 1073741824.0, prop.multiProcessorCount,
+               peak > 0 ? "known" : "unknown (MFU not shown)");
+        printf("parameters: %zu | FLOPs per token: %.3e | processes: %d | communication: %s\n",
+               model.layout.num_parameters, flops_tok, world, gpu_comm_backend_name(gcomm.backend));
+        gpt_print_plan(&model, stdout);
+    }
     gpt_alloc(&model);
 
     // data
     DataLoader val_loader;
-    int have_val = 0;
-    if (args.val_every > 0 || args.max_steps == 0) {
-        dataloader_init(&val_loader, args.val_pattern, args.B, args.T, rank, world, c->vocab_size, 0, 0);
-        have_val = 1;
-    }
+    const int have_val = train_open_val(&val_loader, &args, rank, world, c);
+    // what every rank must agree on: the shard files
+    uint64_t data_hash[2] = {0, have_val ? dataloader_files_hash(&val_loader) : 0};
     if (args.max_steps == 0) {  // evaluation only
+        train_check_data_agree(&comm, c, data_hash, 0);
         gpt_upload_master(&model, host.params_memory, -1, args.seed);
-        float vl = evaluate(&model, &val_loader, args.val_batches, args.zloss);
-        printf("val loss %.6f\n", vl);
+        float vl = evaluate_ranks(&model, &val_loader, args.val_batches, args.zloss, &comm);
+        if (rank == 0) { printf("val loss %.6f\n", vl); }
         dataloader_free(&val_loader);
         gpt_free_cuda(&model);
         gpt_free(&host);
+        gpu_comm_free(&gcomm);
+        comm_free(&comm);
         return 0;
     }
     DataLoader loader;
-    dataloader_init(&loader, args.train_pattern, args.B, args.T, rank, world, c->vocab_size, args.shuffle, args.seed);
-    long long tokens_per_micro = (long long)args.B * args.T * world;
-    long long total_batch = args.total_batch < 0 ? tokens_per_micro : args.total_batch;
-    if (total_batch < tokens_per_micro || total_batch % tokens_per_micro != 0) {
-        die("flag -d: total batch %lld is not a positive multiple of B*T*processes = %lld", total_batch, tokens_per_micro);
-    }
-    int grad_accum = (int)(total_batch / tokens_per_micro);
-    int max_steps = args.max_steps;
-    if (max_steps < 0) {
-        max_steps = (int)(dataloader_steps_per_epoch(&loader) / grad_accum);
-        if (max_steps < 1) { die("one epoch of '%s' is less than one optimizer step", args.train_pattern); }
-    }
-    if (args.warmup > max_steps) { die("flag -u: warmup %d is longer than the run (%d steps)", args.warmup, max_steps); }
-    printf("batch: B %d | T %d | grad accum %d | tokens per step %lld | steps %d\n", args.B, args.T, grad_accum,
-           total_batch, max_steps);
+    const BatchPlan plan = train_open_train(&loader, &args, &comm, c, data_hash);
+    const long long total_batch = plan.total_batch;
+    const int grad_accum = plan.grad_accum, max_steps = plan.max_steps;
     LRSchedule sched = {args.lr_kind, args.lr, args.warmup, max_steps, args.final_frac, args.wsd_frac};
 
     Tokenizer tokenizer;
-    int have_tok = 0;
-    if (args.sample_every > 0) {
-        if (access(args.tokenizer, F_OK) == 0) {
-            tokenizer_init(&tokenizer, args.tokenizer);
-            have_tok = 1;
-        } else {
-            printf("note: tokenizer '%s' not found, samples print token ids\n", args.tokenizer);
-        }
-    }
+    const int have_tok = train_load_tokenizer(&tokenizer, &args, rank);
     Sampler sampler;
     sampler_init(&sampler, c->vocab_size, args.temperature, args.top_k, args.top_p, args.seed ^ 0x5A5A5A5AULL);
     uint64_t rng = args.seed;  // the trainer's own RNG (sampling seeds): checkpointed
 
+    const size_t n = model.layout.num_parameters;
+    const size_t shard_len = model.zs.end - model.zs.start;  // this rank's ZeRO-1 shard
+    const TrainState run = train_state_of_run(&args, world, rank, model.zs.start, shard_len, n, c, grad_accum);
     int start_step = 0;
     if (resume_step >= 0) {
-        char path[1200];
-        state_path(path, sizeof(path), args.output_dir, resume_step, rank);
-        TrainState st;
-        FILE* fp = state_read_header(path, &st);
-        if (st.num_parameters != model.layout.num_parameters || st.config_hash != config_hash(c) ||
-            st.shard_offset != 0 || st.shard_size != model.layout.num_parameters) {
-            die("training state '%s' does not belong to the model checkpoint beside it", path);
-        }
-        if (st.world_size != world || st.B != args.B || st.T != args.T || st.grad_accum != grad_accum ||
-            st.shuffle != args.shuffle || st.data_seed != args.seed) {
-            die("training state '%s' was written with world %d, B %d, T %d, grad accum %d, shuffle %d, seed %llu; "
-                "this run has %d, %d, %d, %d, %d, %llu\n---> HINT: resume with the same -b -t -d -sh -rs",
-                path, st.world_size, st.B, st.T, st.grad_accum, st.shuffle, (unsigned long long)st.data_seed, world,
-                args.B, args.T, grad_accum, args.shuffle, (unsigned long long)args.seed);
-        }
-        size_t n = model.layout.num_parameters;
         host.m_memory = (float*)mallocCheck(n * sizeof(float));
         host.v_memory = (float*)mallocCheck(n * sizeof(float));
-        state_read_body(fp, path, &st, host.params_memory, host.m_memory, host.v_memory);
-        fclose(fp);
+        TrainState st = train_resume_state(args.output_dir, resume_step, &run, host.params_memory + model.zs.start,
+                                           host.m_memory, host.v_memory, &loader, max_steps);
         rng = st.rng;
-        dataloader_seek(&loader, st.data_epoch, st.data_shard, st.data_sample);
         start_step = st.step;
-        if (start_step > max_steps) { die("checkpoint step %d is past the run's last step %d", start_step, max_steps); }
         // the bf16 copy exactly as the uninterrupted run had it after step start_step - 1
         gpt_upload_master(&model, host.params_memory, start_step - 1, args.seed);
-        cudaCheck(cudaMemcpy(model.m, host.m_memory, n * sizeof(float), cudaMemcpyHostToDevice));
-        cudaCheck(cudaMemcpy(model.v, host.v_memory, n * sizeof(float), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(model.m, host.m_memory, shard_len * sizeof(float), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(model.v, host.v_memory, shard_len * sizeof(float), cudaMemcpyHostToDevice));
     } else {
         gpt_upload_master(&model, host.params_memory, -1, args.seed);
     }
@@ -920,20 +998,17 @@ int main(int argc, char** argv) {
     int timed_steps = 0;
     for (int step = start_step; step <= max_steps; step++) {
         int last = step == max_steps;
-        if (have_val && (last || (args.val_every > 0 && step % args.val_every == 0))) {
-            float vl = evaluate(&model, &val_loader, args.val_batches, args.zloss);
+        if (have_val && train_due(args.val_every, step, last)) {
+            float vl = evaluate_ranks(&model, &val_loader, args.val_batches, args.zloss, &comm);
             logger_val(&logger, step, vl);
         }
-        if (args.sample_every > 0 && (last || step % args.sample_every == 0) && step > 0) {
+        if (args.sample_every > 0 && step > 0 && train_due(args.sample_every, step, last)) {
             sampler.rng = rng_next_u64(&rng);
-            sample_and_print(&model, &sampler, have_tok ? &tokenizer : NULL, args.gen_tokens);
+            if (rank == 0) { sample(&model, &sampler, have_tok ? &tokenizer : NULL, args.gen_tokens); }
         }
-        if (args.output_dir != NULL && step > start_step &&
-            (last || (args.ckpt_every > 0 && step % args.ckpt_every == 0))) {
-            TrainState st = {step, world, rank, rng, loader.epoch, loader.shard_index, loader.sample_index, 0,
-                             model.layout.num_parameters, model.layout.num_parameters, config_hash(c),
-                             args.B, args.T, grad_accum, args.shuffle, args.seed};
-            save_checkpoint(&model, &host, args.output_dir, step, &st, args.ckpt_keep);
+        if (args.output_dir != NULL && step > start_step && train_due(args.ckpt_every, step, last)) {
+            TrainState st = train_state_at(&run, step, rng, &loader);
+            save_checkpoint(&model, &host, args.output_dir, &st, args.ckpt_keep, &comm);
         }
         if (last) { break; }
 
@@ -950,7 +1025,7 @@ int main(int argc, char** argv) {
         double mfu = peak > 0 ? flops_tok * tok_s / peak : -1.0;
         logger_step(&logger, step + 1, max_steps, loss, norm, lr_at(&sched, step), ms, tok_s, mfu, skipped);
     }
-    if (timed_steps > 0) {
+    if (timed_steps > 0 && rank == 0) {
         double tok_s = total_batch / (total_ms / timed_steps / 1000.0);
         printf("mean step time %.1f ms | %.0f tokens/s", total_ms / timed_steps, tok_s);
         if (peak > 0) { printf(" | MFU %.1f%%", 100.0 * flops_tok * tok_s / peak); }
@@ -965,6 +1040,8 @@ int main(int argc, char** argv) {
     dataloader_free(&loader);
     gpt_free_cuda(&model);
     gpt_free(&host);
+    gpu_comm_free(&gcomm);
+    comm_free(&comm);
     return 0;
 }
 #endif

@@ -15,6 +15,7 @@
  *
  * defines: hash32, sr_random, sr_bf16_bits, AdamWArgs, adamw_step, adamw_kernel1/2,
  *          adamw_args, adamw1/2 (with a block size), adamw_update (model level),
+ *          adamw_update_at, params_to_bf16_sr_at (a ZeRO-1 shard's part of a tensor),
  *          GRAD_NORM_BLOCKS, grad_norm_squared_kernel1, grad_norm_finish_kernel,
  *          global_norm_squared, params_to_bf16_sr_kernel, params_to_bf16_sr,
  *          params_to_bf16_rne_kernel, params_to_bf16_rne
@@ -61,6 +62,7 @@ __host__ __device__ inline uint16_t sr_bf16_bits(float x, uint32_t r) {
 struct AdamWArgs {
     float lr, beta1, beta2, bc1, bc2, eps, wd, grad_scale;
     uint32_t seed;
+    size_t idx0;  // the rounding index of element 0 (a ZeRO-1 shard starts inside a tensor)
 };
 
 // one element: updates m, v, returns the new master weight
@@ -85,7 +87,7 @@ __global__ void adamw_kernel1(float* params, bf16* params_bf16, float* m, float*
     m[i] = mi;
     v[i] = vi;
     __nv_bfloat16_raw raw;
-    raw.x = sr_bf16_bits(p, sr_random(a.seed, i));
+    raw.x = sr_bf16_bits(p, sr_random(a.seed, a.idx0 + i));
     params_bf16[i] = bf16(raw);
 }
 
@@ -100,7 +102,7 @@ __global__ void adamw_kernel2(float* params, bf16* params_bf16, float* m, float*
     uint16_t out[4];
     for (int k = 0; k < 4; k++) {
         p[k] = adamw_step(p[k], &mm[k], &vv[k], g[k], a);
-        out[k] = sr_bf16_bits(p[k], sr_random(a.seed, i + k));
+        out[k] = sr_bf16_bits(p[k], sr_random(a.seed, a.idx0 + i + k));
     }
     store128(params + i, p);
     store128(m + i, mm);
@@ -125,6 +127,7 @@ static AdamWArgs adamw_args(float lr, float beta1, float beta2, float eps, float
     a.wd = wd;
     a.grad_scale = grad_scale;
     a.seed = seed;
+    a.idx0 = 0;
     return a;
 }
 
@@ -159,6 +162,28 @@ static void adamw_update(float* params, bf16* params_bf16, float* m, float* v, c
     if (n == 0) { return; }
     adamw2(params, params_bf16, m, v, grads, n, lr, beta1, beta2, eps, wd, grad_scale, t, seed, ADAMW_BLOCK_SIZE,
            stream);
+}
+
+// adamw_update_at: the same on elements [idx0, idx0 + n) of a tensor (a ZeRO-1
+// shard's part of it; the pointers point at element idx0): the rounding bits are
+// those of the whole tensor's update, so the bf16 weights do not depend on how
+// the tensor is split over ranks. Version 1 only when idx0 breaks the alignment.
+static void adamw_update_at(float* params, bf16* params_bf16, float* m, float* v, const float* grads, size_t n,
+                            size_t idx0, float lr, float beta1, float beta2, float eps, float wd, float grad_scale,
+                            int t, uint32_t seed, cudaStream_t stream) {
+    if (n == 0) { return; }
+    AdamWArgs a = adamw_args(lr, beta1, beta2, eps, wd, grad_scale, t, seed);
+    a.idx0 = idx0;
+    bool aligned = is_aligned16(params) && is_aligned16(params_bf16) && is_aligned16(m) && is_aligned16(v) &&
+                   is_aligned16(grads);
+    if (n % 4 == 0 && aligned) {
+        adamw_kernel2<<<ceil_div(n / 4, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream>>>(params, params_bf16, m, v,
+                                                                                           grads, n, a);
+    } else {
+        adamw_kernel1<<<ceil_div(n, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream>>>(params, params_bf16, m, v,
+                                                                                       grads, n, a);
+    }
+    cudaCheck(cudaGetLastError());
 }
 
 // ----------------------------------------------------------------------------
@@ -206,11 +231,11 @@ static void global_norm_squared(float* out, float* scratch, const float* g, size
 // the bf16 copy of fp32 weights: stochastic (as an AdamW call with `seed` writes it)
 // or round-to-nearest-even (a model loaded from a file, before any step)
 
-__global__ void params_to_bf16_sr_kernel(bf16* out, const float* p, size_t n, uint32_t seed) {
+__global__ void params_to_bf16_sr_kernel(bf16* out, const float* p, size_t n, uint32_t seed, size_t idx0) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) { return; }
     __nv_bfloat16_raw raw;
-    raw.x = sr_bf16_bits(p[i], sr_random(seed, i));
+    raw.x = sr_bf16_bits(p[i], sr_random(seed, idx0 + i));
     out[i] = bf16(raw);
 }
 
@@ -222,7 +247,16 @@ __global__ void params_to_bf16_rne_kernel(bf16* out, const float* p, size_t n) {
 
 static void params_to_bf16_sr(bf16* out, const float* p, size_t n, uint32_t seed, cudaStream_t stream) {
     if (n == 0) { return; }
-    params_to_bf16_sr_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n, seed);
+    params_to_bf16_sr_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n, seed, 0);
+    cudaCheck(cudaGetLastError());
+}
+
+// params_to_bf16_sr_at: elements [idx0, idx0 + n) of a tensor, rounded as
+// adamw_update_at with the same seed and idx0 rounds them
+static void params_to_bf16_sr_at(bf16* out, const float* p, size_t n, size_t idx0, uint32_t seed,
+                                 cudaStream_t stream) {
+    if (n == 0) { return; }
+    params_to_bf16_sr_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n, seed, idx0);
     cudaCheck(cudaGetLastError());
 }
 

@@ -22,6 +22,11 @@
  * exits non-zero or before MPI_Finalize; under Slurm use srun --kill-on-bad-exit=1
  * (test/test_mpi.sh checks that a job with one rank killed ends non-zero).
  *
+ * Jobs without MPI (the GPU trainer with NCCL only): comm_init_env takes the
+ * rank from RANK / WORLD_SIZE / LOCAL_RANK, rendezvous() shares NCCL's id through
+ * a file or a TCP socket (LLMC_RENDEZVOUS), and the host collectives below go
+ * through the CommHooks the transport installs in the Comm.
+ *
  * ZeRO-1 shards: a flat buffer of n floats is split into `world` equal shards
  * of ceil(n / world) elements (as if padded to a multiple of world, which is
  * what NCCL's equal-count reduce-scatter needs); rank r owns [start, end) =
@@ -31,7 +36,8 @@
  * defines: Comm, comm_init, comm_free, comm_barrier, comm_allreduce_f64,
  *          comm_allreduce_u64, comm_reduce_scatter_sum_f32, comm_allgather_f32, comm_broadcast,
  *          comm_check_agree, launcher_tasks, ZeroShard, zero_shard_init, zero_shard_range,
- *          COMM_SUM, COMM_MAX, COMM_MIN, mpiCheck (with USE_MPI)
+ *          COMM_SUM, COMM_MAX, COMM_MIN, mpiCheck (with USE_MPI), CommHooks, comm_allgather_elems,
+ *          comm_init_env, rendezvous, rendezvous_done, rendezvous_file, rendezvous_tcp, env_int
  */
 #ifndef LLMC_COMM_H
 #define LLMC_COMM_H
@@ -42,8 +48,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+#include <poll.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "utils.h"
 #ifdef USE_MPI
+// C programs only: no C++ bindings when nvcc compiles this (they warn, and warnings are errors)
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #endif
 
@@ -76,13 +92,25 @@ static inline void zero_shard_init(ZeroShard* z, size_t n, int world, int rank) 
 // ----------------------------------------------------------------------------
 // the communicator
 
+typedef enum { COMM_SUM = 0, COMM_MAX = 1, COMM_MIN = 2 } CommOp;
+
+// CommHooks: the host collectives over another transport, for a job that has no
+// MPI (the GPU trainer started from RANK / WORLD_SIZE with its own rendezvous
+// routes them through NCCL, llmc/comm_gpu.cuh). ctx is the transport's state.
+typedef struct {
+    void (*allreduce_f64)(void* ctx, double* x, int n, CommOp op);
+    void (*allreduce_u64)(void* ctx, uint64_t* x, int n, CommOp op);
+    void (*broadcast)(void* ctx, void* buf, size_t bytes, int root);
+    void (*barrier)(void* ctx);
+} CommHooks;
+
 typedef struct {
     int rank, world;              // in the job (MPI_COMM_WORLD)
     int local_rank, local_world;  // among the ranks on this node (picks the GPU)
     int mpi;                      // 1: MPI was initialised here and must be finalised
+    const CommHooks* hooks;       // non-NULL: the host collectives go through these (no MPI)
+    void* hooks_ctx;
 } Comm;
-
-typedef enum { COMM_SUM = 0, COMM_MAX = 1, COMM_MIN = 2 } CommOp;
 
 #ifdef USE_MPI
 static inline void mpi_check(int err, const char* expr, const char* file, int line) {
@@ -128,6 +156,7 @@ static inline int launcher_tasks(void) {
 
 static inline void comm_init(Comm* c, int* argc, char*** argv) {
     c->rank = 0; c->world = 1; c->local_rank = 0; c->local_world = 1; c->mpi = 0;
+    c->hooks = NULL; c->hooks_ctx = NULL;
     int tasks = launcher_tasks();
 #ifdef USE_MPI
     if (!launched_by_mpi()) {
@@ -167,6 +196,7 @@ static inline void comm_free(Comm* c) {
 }
 
 static inline void comm_barrier(const Comm* c) {
+    if (c->hooks != NULL) { c->hooks->barrier(c->hooks_ctx); return; }
 #ifdef USE_MPI
     if (c->world > 1) { mpiCheck(MPI_Barrier(MPI_COMM_WORLD)); }
 #else
@@ -176,6 +206,7 @@ static inline void comm_barrier(const Comm* c) {
 
 // comm_allreduce_f64: x (n,) becomes the sum / max / min over ranks, in place
 static inline void comm_allreduce_f64(const Comm* c, double* x, int n, CommOp op) {
+    if (c->hooks != NULL) { c->hooks->allreduce_f64(c->hooks_ctx, x, n, op); return; }
 #ifdef USE_MPI
     if (c->world > 1) { mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, comm_mpi_op(op), MPI_COMM_WORLD)); }
 #else
@@ -184,6 +215,7 @@ static inline void comm_allreduce_f64(const Comm* c, double* x, int n, CommOp op
 }
 
 static inline void comm_allreduce_u64(const Comm* c, uint64_t* x, int n, CommOp op) {
+    if (c->hooks != NULL) { c->hooks->allreduce_u64(c->hooks_ctx, x, n, op); return; }
 #ifdef USE_MPI
     if (c->world > 1) { mpiCheck(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_UINT64_T, comm_mpi_op(op), MPI_COMM_WORLD)); }
 #else
@@ -246,6 +278,7 @@ static inline void comm_allgather_f32(const Comm* c, float* buf, size_t n) {
 
 // comm_broadcast: bytes of buf from root to every rank (in chunks: MPI counts are int)
 static inline void comm_broadcast(const Comm* c, void* buf, size_t bytes, int root) {
+    if (c->hooks != NULL) { c->hooks->broadcast(c->hooks_ctx, buf, bytes, root); return; }
 #ifdef USE_MPI
     if (c->world == 1) { return; }
     const size_t CHUNK = (size_t)1 << 30;
@@ -286,6 +319,248 @@ static inline void comm_check_agree(const Comm* c, const char* const* names, con
         }
     }
     free(lo);
+}
+
+// comm_allgather_elems: buf (n elements of elem_bytes each, e.g. 2 for bf16) on
+// every rank; rank r's shard [start, end) of the n is sent to every other rank,
+// in place (host memory, MPI). One process, or no MPI: nothing to do.
+static inline void comm_allgather_elems(const Comm* c, void* buf, size_t n, size_t elem_bytes) {
+#ifdef USE_MPI
+    if (c->world == 1) { return; }
+    if (!c->mpi) { die("internal: comm_allgather_elems needs MPI (world %d)", c->world); }
+    int* counts = comm_shard_counts(c, n);
+    int* displs = (int*)mallocCheck((size_t)c->world * sizeof(int));
+    for (int r = 0; r < c->world; r++) {
+        size_t s, e;
+        zero_shard_range(n, c->world, r, &s, &e);
+        if (s > (size_t)INT_MAX) { die("a buffer of %zu elements is more than MPI's int displacements allow", n); }
+        displs[r] = (int)s;
+    }
+    MPI_Datatype elem;
+    mpiCheck(MPI_Type_contiguous((int)elem_bytes, MPI_BYTE, &elem));
+    mpiCheck(MPI_Type_commit(&elem));
+    mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, elem, MPI_COMM_WORLD));
+    mpiCheck(MPI_Type_free(&elem));
+    free(counts);
+    free(displs);
+#else
+    (void)buf; (void)n; (void)elem_bytes;
+    if (c->world > 1) { die("internal: comm_allgather_elems needs MPI (world %d)", c->world); }
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// jobs started without MPI (torchrun-style launchers, a hand-written ssh loop,
+// Slurm without an MPI plugin): the rank comes from the environment, and the
+// few bytes every rank must share before a transport exists (NCCL's unique id)
+// travel through a rendezvous, a file on a shared file system or a TCP socket
+// that rank 0 serves. Only the GPU trainer has such a transport (NCCL).
+
+static inline int env_int(const char* name, int fallback, int lo, int hi) {
+    const char* v = getenv(name);
+    if (v == NULL || v[0] == '\0') { return fallback; }
+    return parse_int(v, name, lo, hi);
+}
+
+// comm_init_env: rank, world, local rank from RANK, WORLD_SIZE, LOCAL_RANK,
+// LOCAL_WORLD_SIZE (torchrun's names; LOCAL_RANK defaults to RANK, which is right
+// for one node). No MPI is touched: the caller sets up its transport and hooks.
+static inline void comm_init_env(Comm* c) {
+    c->mpi = 0;
+    c->hooks = NULL;
+    c->hooks_ctx = NULL;
+    if (getenv("WORLD_SIZE") == NULL || getenv("RANK") == NULL) {
+        die("LLMC_RENDEZVOUS is set, so the job is started without MPI, but RANK and WORLD_SIZE are not both set\n"
+            "---> HINT: export RANK, WORLD_SIZE (and LOCAL_RANK) for every process; see docs/distributed.md");
+    }
+    c->world = env_int("WORLD_SIZE", 1, 1, 1 << 20);
+    c->rank = env_int("RANK", 0, 0, c->world - 1);
+    c->local_rank = env_int("LOCAL_RANK", c->rank, 0, 1 << 20);
+    c->local_world = env_int("LOCAL_WORLD_SIZE", c->world, 1, 1 << 20);
+}
+
+static inline double comm_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define RENDEZVOUS_MAGIC 0x6c6c6d63u  // "llmc"
+
+// the 16 bytes ahead of the payload in a rendezvous file or stream
+typedef struct {
+    uint32_t magic, world;
+    uint64_t bytes;
+} RendezvousHeader;
+
+// rendezvous_file: rank 0 publishes data (bytes) at path, atomically (temp file,
+// fsync, rename: a reader never sees half a file); every other rank polls every
+// 50 ms for up to timeout_s and reads it. A file already there when rank 0
+// starts is refused (it is another job's: every job needs a fresh path), and a
+// file with another world size or length is refused by the readers. Rank 0
+// removes the file with rendezvous_file_done once every rank has used it.
+static inline void rendezvous_file(const char* path, void* data, size_t bytes, int rank, int world, double timeout_s) {
+    RendezvousHeader h = {RENDEZVOUS_MAGIC, (uint32_t)world, (uint64_t)bytes};
+    if (rank == 0) {
+        if (access(path, F_OK) == 0) {
+            die("rendezvous file '%s' already exists (left by another job?)\n"
+                "---> HINT: remove it, or give each job its own path, e.g. with the job id in the name", path);
+        }
+        AtomicFile af;
+        atomic_file_open(&af, path);
+        fwriteCheck(&h, sizeof(h), 1, af.fp, path);
+        fwriteCheck(data, 1, bytes, af.fp, path);
+        atomic_file_commit(&af);
+        return;
+    }
+    double t0 = comm_now_s();
+    for (;;) {
+        FILE* fp = fopen(path, "rb");
+        if (fp != NULL) {
+            RendezvousHeader got;
+            int ok = fread(&got, sizeof(got), 1, fp) == 1 && fread(data, 1, bytes, fp) == bytes;
+            fclose(fp);
+            if (!ok || got.magic != RENDEZVOUS_MAGIC || got.world != h.world || got.bytes != h.bytes) {
+                die("rank %d: rendezvous file '%s' is not this job's (world %u, %llu bytes; this job has %d, %zu)\n"
+                    "---> HINT: every rank must get the same WORLD_SIZE and a fresh LLMC_RENDEZVOUS path", rank, path,
+                    got.world, (unsigned long long)got.bytes, world, bytes);
+            }
+            return;
+        }
+        if (comm_now_s() - t0 > timeout_s) {
+            die("rank %d: no rendezvous file '%s' after %.0f s (rank 0 never wrote it)\n"
+                "---> HINT: the path must be on a file system every node shares; is rank 0 running?", rank, path,
+                timeout_s);
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static inline void rendezvous_file_done(const char* path, int rank) {
+    if (rank == 0) { remove(path); }
+}
+
+// full-length send / receive on a socket; 0 on success
+static inline int sock_send_all(int fd, const void* buf, size_t n) {
+    const char* p = (const char*)buf;
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k <= 0) { return -1; }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+static inline int sock_recv_all(int fd, void* buf, size_t n) {
+    char* p = (char*)buf;
+    while (n > 0) {
+        ssize_t k = recv(fd, p, n, 0);
+        if (k <= 0) { return -1; }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+// rendezvous_tcp: rank 0 listens on the port of addr ("host:port"; every
+// interface) and sends data (bytes) to world - 1 connections; every other rank
+// connects to host:port (retrying every 100 ms: rank 0 may start later) and
+// receives it. Both sides give up after timeout_s.
+static inline void rendezvous_tcp(const char* addr, void* data, size_t bytes, int rank, int world, double timeout_s) {
+    char host[256];
+    const char* colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= sizeof(host) || colon[1] == '\0') {
+        die("rendezvous address '%s' is not host:port", addr);
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    const char* port = colon + 1;
+    parse_int(port, "the rendezvous port", 1, 65535);
+    RendezvousHeader h = {RENDEZVOUS_MAGIC, (uint32_t)world, (uint64_t)bytes};
+    double t0 = comm_now_s();
+    if (rank == 0) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_INET6;  // a dual-stack socket takes IPv4 too
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE;
+        int fd = -1;
+        if (getaddrinfo(NULL, port, &hints, &res) == 0) {
+            fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+            int one = 1, zero = 0;
+            if (fd >= 0) {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+                if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, world) != 0) { close(fd); fd = -1; }
+            }
+            freeaddrinfo(res);
+        }
+        if (fd < 0) { die("rank 0: cannot listen on port %s for the rendezvous: %s", port, strerror(errno)); }
+        for (int served = 0; served < world - 1;) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int left_ms = (int)((timeout_s - (comm_now_s() - t0)) * 1000.0);
+            if (left_ms <= 0 || poll(&pfd, 1, left_ms) <= 0) {
+                die("rank 0: only %d of %d ranks came to the rendezvous on port %s within %.0f s", served + 1, world,
+                    port, timeout_s);
+            }
+            int cfd = accept(fd, NULL, NULL);
+            if (cfd < 0) { continue; }
+            if (sock_send_all(cfd, &h, sizeof(h)) == 0 && sock_send_all(cfd, data, bytes) == 0) { served++; }
+            close(cfd);
+        }
+        close(fd);
+        return;
+    }
+    for (;;) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        int got_data = 0;
+        if (getaddrinfo(host, port, &hints, &res) == 0) {
+            for (struct addrinfo* ai = res; ai != NULL && !got_data; ai = ai->ai_next) {
+                int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+                if (fd < 0) { continue; }
+                if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+                    RendezvousHeader got;
+                    if (sock_recv_all(fd, &got, sizeof(got)) == 0) {
+                        if (got.magic != RENDEZVOUS_MAGIC || got.world != h.world || got.bytes != h.bytes) {
+                            die("rank %d: the rendezvous at %s is not this job's (world %u; this job has %d)", rank,
+                                addr, got.world, world);
+                        }
+                        got_data = sock_recv_all(fd, data, bytes) == 0;
+                    }
+                }
+                close(fd);
+            }
+            freeaddrinfo(res);
+        }
+        if (got_data) { return; }
+        if (comm_now_s() - t0 > timeout_s) {
+            die("rank %d: no rendezvous at %s within %.0f s\n---> HINT: is rank 0 running on that host, and the port "
+                "open between the nodes?", rank, addr, timeout_s);
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+// rendezvous: shares data (bytes) from rank 0 with every rank as spec says,
+// "file:/path" or "tcp:host:port" (the value of LLMC_RENDEZVOUS)
+static inline void rendezvous(const char* spec, void* data, size_t bytes, int rank, int world, double timeout_s) {
+    if (strncmp(spec, "file:", 5) == 0) {
+        rendezvous_file(spec + 5, data, bytes, rank, world, timeout_s);
+    } else if (strncmp(spec, "tcp:", 4) == 0) {
+        rendezvous_tcp(spec + 4, data, bytes, rank, world, timeout_s);
+    } else {
+        die("LLMC_RENDEZVOUS='%s': expected file:/path/on/shared/fs or tcp:host:port", spec);
+    }
+}
+
+// rendezvous_done: called by every rank once all have joined (removes rank 0's file)
+static inline void rendezvous_done(const char* spec, int rank) {
+    if (strncmp(spec, "file:", 5) == 0) { rendezvous_file_done(spec + 5, rank); }
 }
 
 #endif // LLMC_COMM_H

@@ -8,7 +8,7 @@
 #   usage: bash scripts/quickstart.sh        (env STEPS, THREADS to override)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-180}
+STEPS=${STEPS:-800}
 THREADS=${THREADS:-$(nproc)}
 OUT=out/quickstart
 t_start=$(date +%s)
@@ -46,11 +46,13 @@ say "unigram baseline of the training tokens"
 if [ "$use_gpu" -eq 1 ]; then
     say "training on the GPU: d6, $STEPS steps"
     ./train_gpt_cuda -e d6 -i "data/nlp/nlp_train_*.bin" -j "data/nlp/nlp_val_*.bin" -b 32 -t 512 \
-        -x "$STEPS" -l 3e-3 -u 30 -v 100 -m 20 -o "$OUT" -n "$STEPS" -y 1
+        -x "$STEPS" -l 3e-3 -u 30 -q 0.05 -v 200 -m 2 -o "$OUT" -n "$STEPS" -y 1
 else
-    say "training on the CPU ($THREADS threads): d2, $STEPS steps of 16 x 128 tokens"
+    # 8 x 128 tokens a step: at equal tokens, twice the steps of 16 x 128 gave a
+    # lower validation loss (6.45 vs 6.53 after 491k tokens)
+    say "training on the CPU ($THREADS threads): d2, $STEPS steps of 8 x 128 tokens"
     OMP_NUM_THREADS=$THREADS ./train_gpt -e d2 -i "data/nlp/nlp_train_*.bin" -j "data/nlp/nlp_val_*.bin" \
-        -b 16 -t 128 -x "$STEPS" -l 3e-3 -u 20 -q 0.05 -v 100 -m 20 -o "$OUT" -n "$STEPS" -y 1
+        -b 8 -t 128 -x "$STEPS" -l 3e-3 -u 20 -q 0.05 -v 200 -m 40 -o "$OUT" -n "$STEPS" -y 1
 fi
 model=$(printf '%s/model_%08d.bin' "$OUT" "$STEPS")
 

@@ -8,38 +8,19 @@
 #   usage: bash test/test_cli.sh ./train_gpt     (run from the repository root)
 set -u
 TRAIN=${1:-./train_gpt}
-GEN=${GEN:-./gen_shard}
-pass=0
-fail=0
-ok()  { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
-W=$(mktemp -d /tmp/llmc_cli_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-
-# expect_fail <description> <regex the first stderr line must match> <command...>
-expect_fail() {
-    local desc=$1 pat=$2
-    shift 2
-    "$@" > "$W/out.txt" 2> "$W/err.txt"
-    local rc=$?
-    local first
-    first=$(head -n 1 "$W/err.txt")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$first" | grep -q '^error: ' && echo "$first" | grep -qE -e "$pat"; then
-        ok "$desc -> exit $rc: $first"
-    else
-        bad "$desc -> exit $rc, stderr: $(head -c 300 "$W/err.txt")"
-    fi
-}
+. test/lib.sh
+make_workdir cli
+EXPECT_FIRST_LINE=1  # the trainer prints nothing to stderr before its one error line
 
 # a tiny model and data: vocab 512, T 32
-$GEN "$W/tr_000.bin" 40000 512 1 > /dev/null && $GEN "$W/va_000.bin" 4000 512 2 > /dev/null || { echo "gen_shard failed"; exit 1; }
+make_tiny_shards
 M="-e d2 -vs 512 -ms 64 -b 2 -t 32 -i $W/tr_*.bin -j $W/va_*.bin -v 4 -m 2 -l 1e-3 -u 2"
 
 "$TRAIN" --help > "$W/help.txt" 2>&1 && grep -q -- "-zl" "$W/help.txt" && ok "--help prints the usage" || bad "--help"
 
 # 1. an uninterrupted run of 8 steps with checkpoints at 4 and 8
 "$TRAIN" $M -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "run A failed: $(tail -3 "$W/a.txt")"
-grep -E '^step +[0-9]+/8 \| loss' "$W/a.txt" | sed 's/ | [0-9.]* ms.*//' > "$W/a_losses.txt"
+losses "$W/a.txt" > "$W/a_losses.txt"
 [ "$(wc -l < "$W/a_losses.txt")" -eq 8 ] && ok "run A logged 8 steps" || bad "run A logged $(wc -l < "$W/a_losses.txt") steps"
 first=$(head -n1 "$W/a_losses.txt" | sed 's/.*loss \([0-9.]*\).*/\1/')
 last=$(tail -n1 "$W/a_losses.txt" | sed 's/.*loss \([0-9.]*\).*/\1/')
@@ -52,7 +33,7 @@ ls "$W/a" | grep -q tmp && bad "temp files left behind" || ok "no temp files lef
 "$TRAIN" $M -x 8 -n 4 -o "$W/b" > /dev/null 2>&1
 rm -f "$W/b/model_00000008.bin" "$W/b/state_00000008_00000.bin"
 "$TRAIN" $M -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "resume failed: $(tail -3 "$W/b.txt")"
-grep -E '^step +[0-9]+/8 \| loss' "$W/b.txt" | sed 's/ | [0-9.]* ms.*//' > "$W/b_losses.txt"
+losses "$W/b.txt" > "$W/b_losses.txt"
 if [ "$(wc -l < "$W/b_losses.txt")" -eq 4 ] && diff <(tail -n 4 "$W/a_losses.txt") "$W/b_losses.txt" > /dev/null; then
     ok "resume from step 4: steps 5-8 bit-identical to the uninterrupted run"
 else
@@ -118,5 +99,4 @@ expect_fail "flag -d not a multiple of B*T" "-d" "$TRAIN" $M -d 100 -x 3
 expect_fail "resume without -o" "-y" "$TRAIN" -y 1
 expect_fail "bad model config (NKV does not divide NH)" "n_kv_head|multiple" "$TRAIN" $M -kv 3 -x 3
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -3,7 +3,7 @@
  * test/data (written by dev/reference/gpt_ref.py in float64): logits, loss,
  * the gradient of every parameter tensor, and the losses of 10 AdamW steps
  * (with warmup + cosine lr, weight decay, clipping). Prints the max abs and
- * relative error per tensor.
+ * relative error per tensor. test/ref_state.h reads the reference files.
  *
  *   make test_gpt && ./test_gpt
  *
@@ -15,57 +15,8 @@
  */
 #define TESTING
 #include "../train_gpt.c"
+#include "ref_state.h"
 #include "test.h"
-
-#define REF_MAGIC 20261190
-
-typedef struct {
-    GPTConfig config;
-    int B, T, nsteps, warmup, kind;
-    float zloss, lr, final_frac, wd, clip, beta1, beta2, eps;
-    size_t num_params;
-    float* params;
-    int* x;
-    int* y;
-    float* logits;
-    float loss;
-    float* grads;
-    float* losses;
-    float* norms;
-} RefState;
-
-static void ref_load(RefState* r, const char* path) {
-    FILE* fp = fopenCheck(path, "rb");
-    int32_t h[256];
-    freadCheck(h, 4, 256, fp, path);
-    if (h[0] != REF_MAGIC || h[1] != 1) { die("'%s' is not a reference state", path); }
-    r->B = h[2]; r->T = h[3]; r->nsteps = h[4];
-    config_from_words(&r->config, h + 5);
-    r->zloss = bits_f32(h[19]); r->lr = bits_f32(h[20]); r->warmup = h[21]; r->final_frac = bits_f32(h[22]);
-    r->kind = h[23]; r->wd = bits_f32(h[24]); r->clip = bits_f32(h[25]); r->beta1 = bits_f32(h[26]);
-    r->beta2 = bits_f32(h[27]); r->eps = bits_f32(h[28]); r->num_params = (size_t)h[29];
-    size_t BT = (size_t)r->B * r->T, Vp = r->config.padded_vocab_size;
-    r->params = (float*)mallocCheck(r->num_params * 4);
-    r->x = (int*)mallocCheck(BT * 4);
-    r->y = (int*)mallocCheck(BT * 4);
-    r->logits = (float*)mallocCheck(BT * Vp * 4);
-    r->grads = (float*)mallocCheck(r->num_params * 4);
-    r->losses = (float*)mallocCheck(r->nsteps * 4);
-    r->norms = (float*)mallocCheck(r->nsteps * 4);
-    freadCheck(r->params, 4, r->num_params, fp, path);
-    freadCheck(r->x, 4, BT, fp, path);
-    freadCheck(r->y, 4, BT, fp, path);
-    freadCheck(r->logits, 4, BT * Vp, fp, path);
-    freadCheck(&r->loss, 4, 1, fp, path);
-    freadCheck(r->grads, 4, r->num_params, fp, path);
-    freadCheck(r->losses, 4, r->nsteps, fp, path);
-    freadCheck(r->norms, 4, r->nsteps, fp, path);
-    fclose(fp);
-}
-
-static void ref_free(RefState* r) {
-    free(r->params); free(r->x); free(r->y); free(r->logits); free(r->grads); free(r->losses); free(r->norms);
-}
 
 static void check_against(const char* path) {
     printf("--- %s\n", path);

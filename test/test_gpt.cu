@@ -1,11 +1,12 @@
 /*
  * test_gpt.cu: checks the GPU trainer (train_gpt.cu) against the PyTorch reference
- * states in test/data (dev/README.md has the format; test/test_gpt.c reads them for
- * the CPU model): logits, loss, the gradient of every parameter tensor, and the
- * losses and gradient norms of 10 AdamW steps; then that the GPU run is
- * deterministic (the same bits twice), that activation recompute (-r 1) gives the
- * same bits, and that a run resumed from its fp32 master and AdamW state continues
- * bit-identically. Prints the max error per tensor.
+ * states in test/data (dev/README.md has the format; test/ref_state.h reads them,
+ * for this test and test/test_gpt.c): logits, loss, the gradient of every
+ * parameter tensor, and the losses and gradient norms of 10 AdamW steps; then
+ * that the GPU run is deterministic (the same bits twice), that activation
+ * recompute (-r 1) gives the same bits, and that a run resumed from its fp32
+ * master and AdamW state continues bit-identically. Prints the max error per
+ * tensor.
  *
  *   make test_gpt_cuda && ./test_gpt_cuda        (needs a GPU; `make test-gpu` runs it)
  *
@@ -24,57 +25,8 @@
  */
 #define TESTING
 #include "../train_gpt.cu"
+#include "ref_state.h"
 #include "test.h"
-
-#define REF_MAGIC 20261190
-
-// the reference state (the same layout test/test_gpt.c reads; kept local because
-// that loader lives inside the CPU test program)
-typedef struct {
-    GPTConfig config;
-    int B, T, nsteps, warmup, kind;
-    float zloss, lr, final_frac, wd, clip, beta1, beta2, eps;
-    size_t num_params;
-    float *params, *logits, *grads, *losses, *norms;
-    int *x, *y;
-    float loss;
-} RefState;
-
-static void ref_load(RefState* r, const char* path) {
-    FILE* fp = fopenCheck(path, "rb");
-    int32_t h[256];
-    freadCheck(h, 4, 256, fp, path);
-    if (h[0] != REF_MAGIC || h[1] != 1) { die("'%s' is not a reference state", path); }
-    r->B = h[2]; r->T = h[3]; r->nsteps = h[4];
-    config_from_words(&r->config, h + 5);
-    r->zloss = bits_f32(h[19]); r->lr = bits_f32(h[20]); r->warmup = h[21]; r->final_frac = bits_f32(h[22]);
-    r->kind = h[23]; r->wd = bits_f32(h[24]); r->clip = bits_f32(h[25]); r->beta1 = bits_f32(h[26]);
-    r->beta2 = bits_f32(h[27]); r->eps = bits_f32(h[28]); r->num_params = (size_t)h[29];
-    size_t BT = (size_t)r->B * r->T, Vp = r->config.padded_vocab_size;
-    long long expect = 1024LL + 4LL * (2LL * r->num_params + 2LL * BT + BT * Vp + 1 + 2LL * r->nsteps);
-    long long size = file_size(fp, path);
-    if (size != expect) { die("reference state '%s' has %lld bytes, its header says %lld", path, size, expect); }
-    r->params = (float*)mallocCheck(r->num_params * 4);
-    r->x = (int*)mallocCheck(BT * 4);
-    r->y = (int*)mallocCheck(BT * 4);
-    r->logits = (float*)mallocCheck(BT * Vp * 4);
-    r->grads = (float*)mallocCheck(r->num_params * 4);
-    r->losses = (float*)mallocCheck(r->nsteps * 4);
-    r->norms = (float*)mallocCheck(r->nsteps * 4);
-    freadCheck(r->params, 4, r->num_params, fp, path);
-    freadCheck(r->x, 4, BT, fp, path);
-    freadCheck(r->y, 4, BT, fp, path);
-    freadCheck(r->logits, 4, BT * Vp, fp, path);
-    freadCheck(&r->loss, 4, 1, fp, path);
-    freadCheck(r->grads, 4, r->num_params, fp, path);
-    freadCheck(r->losses, 4, r->nsteps, fp, path);
-    freadCheck(r->norms, 4, r->nsteps, fp, path);
-    fclose(fp);
-}
-
-static void ref_free(RefState* r) {
-    free(r->params); free(r->x); free(r->y); free(r->logits); free(r->grads); free(r->losses); free(r->norms);
-}
 
 static void model_from_ref(GPTCuda* m, const RefState* r, int recompute) {
     memset(m, 0, sizeof(*m));

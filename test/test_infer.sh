@@ -7,61 +7,20 @@
 #   usage: bash test/test_infer.sh ./infer_cpu      (after make train_gpt gen_shard)
 set -u
 INF=${1:-./infer_cpu}
-TRAIN=${TRAIN:-./train_gpt}
-GEN=${GEN:-./gen_shard}
-pass=0; fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
-W=$(mktemp -d /tmp/llmc_inf_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-expect_fail() {
-    local desc=$1 pat=$2; shift 2
-    "$@" > "$W/out.txt" 2> "$W/err.txt"; local rc=$?
-    local first; first=$(grep -m1 '^error: ' "$W/err.txt")
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && echo "$first" | grep -q '^error: ' && echo "$first" | grep -qE -e "$pat"; then
-        ok "$desc -> $first"
-    else
-        bad "$desc -> exit $rc: $(head -c 300 "$W/err.txt")"
-    fi
-}
-bash data/get_tokenizer.sh > /dev/null || { echo "0 passed, 1 failed"; exit 1; }
-TK=data/gpt2/tokenizer.bin
-$GEN "$W/t_000.bin" 3000 50257 5 > /dev/null
-$TRAIN -e d2 -ms 64 -b 1 -t 32 -x 2 -v 0 -i "$W/t_*.bin" -o "$W/m" > /dev/null 2>&1 || { bad "training the test model failed"; }
-M="$W/m/model_00000002.bin"
-$GEN "$W/s_000.bin" 3000 512 5 > /dev/null
-$TRAIN -e d2 -vs 512 -ms 64 -b 1 -t 32 -x 1 -v 0 -i "$W/s_*.bin" -o "$W/s" > /dev/null 2>&1
+. test/lib.sh
+make_workdir inf
+make_infer_models
 
 $INF -e "$M" -tk $TK -p "Hello world" -g 12 -st 0 -q 1 > "$W/g1.txt" 2>&1
 $INF -e "$M" -tk $TK -p "Hello world" -g 12 -st 0 -q 1 > "$W/g2.txt" 2>&1
 [ -s "$W/g1.txt" ] && cmp -s "$W/g1.txt" "$W/g2.txt" && ok "greedy output is reproducible" || bad "greedy differs or empty"
-$INF -e "$M" -tk $TK -p "Hello" -g 20 -rs 5 -q 1 > "$W/a1.txt" 2>&1
-$INF -e "$M" -tk $TK -p "Hello" -g 20 -rs 5 -q 1 > "$W/a2.txt" 2>&1
-$INF -e "$M" -tk $TK -p "Hello" -g 20 -rs 6 -q 1 > "$W/a3.txt" 2>&1
-cmp -s "$W/a1.txt" "$W/a2.txt" && ok "the same seed gives the same text" || bad "same seed, different text"
-cmp -s "$W/a1.txt" "$W/a3.txt" && bad "another seed gives the same text" || ok "another seed gives other text"
+check_infer_seeds
 $INF -e "$M" -tk $TK -p "Hi there" -g 8 > "$W/s.txt" 2> "$W/s.err"
 grep -q "^prompt tokens 2 | generated [0-9]* | prefill" "$W/s.err" && grep -q "^model .*KV cache" "$W/s.err" \
     && ok "memory and summary lines: $(tail -1 "$W/s.err")" || bad "summary: $(cat "$W/s.err")"
 printf 'first prompt\n\nsecond prompt\n' > "$W/p.txt"
 $INF -e "$M" -tk $TK -pf "$W/p.txt" -g 4 -st 0 > "$W/pf.txt" 2> "$W/pf.err"
 grep -q "^prompt tokens 4 " "$W/pf.err" && ok "a prompt file runs each non-empty line" || bad "prompt file: $(cat "$W/pf.err")"
-printf 'from stdin\n' | $INF -e "$M" -tk $TK -it 1 -g 4 -st 0 > /dev/null 2> "$W/it.err"
-grep -q "prompt tokens 3 " "$W/it.err" && ok "interactive mode reads standard input" || bad "interactive: $(cat "$W/it.err")"
-long=$(printf 'word %.0s' $(seq 1 80))
-$INF -e "$M" -tk $TK -p "$long" -g 8 -tr 1 -q 1 > /dev/null 2>&1 && ok "-tr 1 keeps the end of a too-long prompt" || bad "-tr 1 failed"
-
-expect_fail "prompt longer than max_seq_len - g" "prompt has [0-9]+ tokens" $INF -e "$M" -tk $TK -p "$long" -g 8
-expect_fail "empty prompt" "empty prompt" $INF -e "$M" -tk $TK -p "" -g 8
-expect_fail "invalid UTF-8 prompt" "not valid UTF-8" $INF -e "$M" -tk $TK -p $'ab\xffcd' -g 8
-expect_fail "tokenizer does not match the model" "vocab" $INF -e "$W/s/model_00000001.bin" -tk $TK -p "x"
-head -c 3000 "$M" > "$W/trunc.bin"
-expect_fail "truncated checkpoint" "trunc.bin.*truncated" $INF -e "$W/trunc.bin" -tk $TK -p "x"
-{ head -c 4 "$M"; printf '\x09\x00\x00\x00'; tail -c +9 "$M"; } > "$W/v9.bin"
-expect_fail "unknown checkpoint version" "v9.bin.*version" $INF -e "$W/v9.bin" -tk $TK -p "x"
-expect_fail "missing tokenizer" "nope.bin" $INF -e "$M" -tk "$W/nope.bin" -p "x"
-expect_fail "no model given" "-e" $INF -p "x"
-expect_fail "two prompt sources" "exactly one" $INF -e "$M" -p "x" -pf "$W/p.txt"
-expect_fail "bad top-p" "-sp" $INF -e "$M" -p "x" -sp 0
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+check_infer_input_modes
+check_infer_bad_input
+finish

