@@ -4,11 +4,13 @@
 # line, a temporary work directory removed on exit, the one-line-error check,
 # the synthetic shards and small models the tests train on, and the checks that
 # the CPU and GPU samplers (infer_cpu, infer) must both pass.
-#   defines: pass, fail, ok, bad, finish, make_workdir, need_tokenizer, expect_fail,
+#   defines: pass, fail, ok, bad, finish, skip, make_workdir, need_tokenizer, expect_fail,
 #            make_tiny_shards, losses, compare_metrics, make_infer_models,
-#            check_infer_seeds, check_infer_input_modes, check_infer_bad_input
+#            check_infer_seeds, check_infer_input_modes, check_infer_bad_input,
+#            and for the MPI tests setup_mpirun, MPIRUN, mpi, rank_pids,
+#            check_resume_2ranks, check_killed_rank
 # Uses: TRAIN (the CPU trainer, default ./train_gpt), GEN (default ./gen_shard),
-# and, where a function says so, INF, M, TK and W.
+# and, where a function says so, INF, M, TK, W and MPI_TIMEOUT.
 TRAIN=${TRAIN:-./train_gpt}
 GEN=${GEN:-./gen_shard}
 pass=0
@@ -22,6 +24,9 @@ finish() {
     echo "$pass passed, $fail failed"
     [ $fail -eq 0 ]
 }
+
+# skip <reason>: the test cannot run here: says why, reports nothing run, exits 0
+skip() { echo "skip: $1"; echo "0 passed, 0 failed"; exit 0; }
 
 # make_workdir <name>: W, a fresh directory under /tmp, removed when the test exits
 make_workdir() {
@@ -146,4 +151,117 @@ check_infer_bad_input() {
     expect_fail "no model given" "-e" $INF -p "x"
     expect_fail "two prompt sources" "exactly one" $INF -e "$M" -p "x" -pf "$W/p.txt"
     expect_fail "bad top-p" "-sp" $INF -e "$M" -p "x" -sp 0
+}
+
+# setup_mpirun: MPIRUN, the launcher as an array. Open MPI in a container: allow
+# root, allow more ranks than cores (CI has 2), shared memory between the ranks,
+# no network but loopback. Each rank one thread (OMP_NUM_THREADS=1).
+setup_mpirun() {
+    MPIRUN=(mpirun)
+    if mpirun --version 2>&1 | grep -q "Open MPI"; then
+        MPIRUN+=(--oversubscribe)
+        if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
+        export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
+        export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
+        export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
+    fi
+    export OMP_NUM_THREADS=1
+}
+
+# mpi <mpirun arguments...>: $MPIRUN capped at MPI_TIMEOUT seconds (default 120;
+# exit 124 when the cap ends it)
+mpi() { timeout "${MPI_TIMEOUT:-120}" "${MPIRUN[@]}" "$@"; }
+
+# rank_pids <pid> <name>: the pids whose parent is <pid> (mpirun) and whose
+# command line names <name> (the trainer), one a line
+rank_pids() {
+    local f pid ppid
+    for f in /proc/[0-9]*/stat; do
+        pid=${f#/proc/}; pid=${pid%/stat}
+        ppid=$(awk '{sub(/^.*\) /, ""); print $2}' "$f" 2> /dev/null)
+        if [ "$ppid" = "$1" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q "$2"; then echo "$pid"; fi
+    done
+}
+
+# check_resume_2ranks <check tmp 0|1> [flags...]: a 2-rank run of $TRAIN $M with
+# the flags, checkpoints every 4 steps to step 8 in $W/a, must leave one state
+# file per rank, each smaller than the 1-process state file in $W/p1 (with 1,
+# and no temp files); resumed from step 4 in $W/b it must log bit-identical
+# losses and end with identical model and state files
+check_resume_2ranks() {
+    local tmpcheck=$1
+    shift
+    mpi -np 2 "$TRAIN" "$@" $M -b 2 -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "2-rank run A failed: $(tail -3 "$W/a.txt")"
+    [ -f "$W/a/state_00000004_00000.bin" ] && [ -f "$W/a/state_00000004_00001.bin" ] && [ -f "$W/a/model_00000008.bin" ] &&
+        [ "$(stat -c %s "$W/a/state_00000004_00000.bin")" -lt "$(stat -c %s "$W/p1/state_00000004_00000.bin")" ] \
+        && ok "2-rank checkpoint: one state file per rank, each holding half the optimizer state" \
+        || bad "2-rank checkpoint files: $(ls "$W/a" | tr '\n' ' ')"
+    if [ "$tmpcheck" = 1 ]; then
+        ls "$W/a" | grep -q tmp && bad "temp files left behind" || ok "no temp files left behind"
+    fi
+    # the run stopped after checkpoint 4 is run A's directory without its step-8 files
+    mkdir -p "$W/b" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_0000"[01].bin "$W/b/"
+    mpi -np 2 "$TRAIN" "$@" $M -b 2 -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "2-rank resume failed: $(tail -3 "$W/b.txt")"
+    if [ "$(losses "$W/b.txt" | wc -l)" -eq 4 ] && diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") > /dev/null; then
+        ok "2-rank resume from step 4: steps 5-8 bit-identical"
+    else
+        bad "2-rank resumed losses differ: $(diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") | head -4)"
+    fi
+    cmp -s "$W/a/model_00000008.bin" "$W/b/model_00000008.bin" && cmp -s "$W/a/state_00000008_00000.bin" "$W/b/state_00000008_00000.bin" &&
+        cmp -s "$W/a/state_00000008_00001.bin" "$W/b/state_00000008_00001.bin" \
+        && ok "2-rank resume: final model file and both state files identical" || bad "2-rank resume: final files differ"
+}
+
+# check_killed_rank <name> <start tries> <check gone 0|1> <mpirun arguments...>:
+# starts $MPIRUN with the arguments (2 ranks of the program <name>, logging to
+# $W/kill.txt), waits up to <start tries> x 0.2 s for step 3, kills one rank with
+# SIGKILL; mpirun must then end within 30 s, non-zero (with 1, and within 5 s
+# more no rank may be left running; a zombie counts as gone)
+check_killed_rank() {
+    local name=$1 tries=$2 gone=$3
+    shift 3
+    local mpid pids victim t0 rc dt alive p st
+    "${MPIRUN[@]}" "$@" > "$W/kill.txt" 2>&1 &
+    mpid=$!
+    for _ in $(seq 1 "$tries"); do grep -q '^step *3/' "$W/kill.txt" && break; sleep 0.2; done
+    pids=$(rank_pids $mpid "$name")
+    victim=$(echo "$pids" | tail -n 1)
+    if [ "$(echo "$pids" | wc -w)" -ne 2 ]; then
+        bad "killed rank: expected 2 rank processes under mpirun $mpid, found '$pids'"
+        kill -9 $mpid $pids 2> /dev/null
+        wait $mpid 2> /dev/null
+        return
+    fi
+    t0=$(date +%s)
+    kill -9 "$victim"
+    for _ in $(seq 1 300); do kill -0 $mpid 2> /dev/null || break; sleep 0.1; done
+    if kill -0 $mpid 2> /dev/null; then
+        bad "killed rank $victim: mpirun still running after 30 s"
+        kill -9 $mpid $pids 2> /dev/null
+        wait $mpid 2> /dev/null
+        return
+    fi
+    wait $mpid
+    rc=$?
+    dt=$(( $(date +%s) - t0 ))
+    if [ "$gone" != 1 ]; then
+        [ $rc -ne 0 ] && ok "one rank killed -> the job ended with exit $rc after $dt s" || bad "one rank killed -> exit $rc"
+        return
+    fi
+    # mpirun may return while its killed ranks are still being torn down: give them 5 s
+    # (a zombie, state Z, counts as gone: in a container nobody may reap it)
+    for _ in $(seq 1 50); do
+        alive=""
+        for p in $pids; do
+            st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$p/stat" 2> /dev/null)
+            [ -n "$st" ] && [ "$st" != "Z" ] && alive="$alive $p"
+        done
+        [ -z "$alive" ] && break
+        sleep 0.1
+    done
+    if [ $rc -ne 0 ] && [ -z "$alive" ]; then
+        ok "one rank killed -> the job ended with exit $rc after ${dt} s, no rank left running"
+    else
+        bad "one rank killed -> exit $rc, still alive:$alive"
+    fi
 }

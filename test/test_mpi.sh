@@ -18,29 +18,10 @@ set -u
 TRAIN=${1:-./train_gpt}
 . test/lib.sh
 
-if ! command -v mpirun > /dev/null; then
-    echo "skip: mpirun not found (apt-get install openmpi-bin libopenmpi-dev), multi-process tests not run"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
-if ! "$TRAIN" --help 2>&1 | grep -q "built with MPI"; then
-    echo "skip: $TRAIN was built without MPI (no working mpicc at build time), multi-process tests not run"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
-
-# Open MPI in a container: allow root, allow more ranks than cores (CI has 2),
-# shared memory between the ranks, no network but loopback. Each rank one thread.
-MPIRUN=(mpirun)
-if mpirun --version 2>&1 | grep -q "Open MPI"; then
-    MPIRUN+=(--oversubscribe)
-    if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
-    export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
-    export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
-    export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
-fi
-export OMP_NUM_THREADS=1
-mpi() { timeout 120 "${MPIRUN[@]}" "$@"; }
+command -v mpirun > /dev/null || skip "mpirun not found (apt-get install openmpi-bin libopenmpi-dev), multi-process tests not run"
+"$TRAIN" --help 2>&1 | grep -q "built with MPI" \
+    || skip "$TRAIN was built without MPI (no working mpicc at build time), multi-process tests not run"
+setup_mpirun
 
 make_workdir mpi
 make_tiny_shards
@@ -77,23 +58,7 @@ nparams=$(sed -n 's/^parameters: \([0-9]*\).*/\1/p' "$W/t1.txt")
 compare_metrics "3 ranks x B2 vs 1 x B6 ($nparams parameters, $((nparams % 3)) left over by 3)" "$W/t1.jsonl" "$W/t3.jsonl"
 
 # 5. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical
-mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "2-rank run A failed: $(tail -3 "$W/a.txt")"
-[ -f "$W/a/state_00000004_00000.bin" ] && [ -f "$W/a/state_00000004_00001.bin" ] && [ -f "$W/a/model_00000008.bin" ] &&
-    [ "$(stat -c %s "$W/a/state_00000004_00000.bin")" -lt "$(stat -c %s "$W/p1/state_00000004_00000.bin")" ] \
-    && ok "2-rank checkpoint: one state file per rank, each holding half the optimizer state" \
-    || bad "2-rank checkpoint files: $(ls "$W/a" | tr '\n' ' ')"
-ls "$W/a" | grep -q tmp && bad "temp files left behind" || ok "no temp files left behind"
-# the run stopped after checkpoint 4 is run A's directory without its step-8 files
-mkdir -p "$W/b" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_0000"[01].bin "$W/b/"
-mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "2-rank resume failed: $(tail -3 "$W/b.txt")"
-if [ "$(losses "$W/b.txt" | wc -l)" -eq 4 ] && diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") > /dev/null; then
-    ok "2-rank resume from step 4: steps 5-8 bit-identical"
-else
-    bad "2-rank resumed losses differ: $(diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") | head -4)"
-fi
-cmp -s "$W/a/model_00000008.bin" "$W/b/model_00000008.bin" && cmp -s "$W/a/state_00000008_00000.bin" "$W/b/state_00000008_00000.bin" &&
-    cmp -s "$W/a/state_00000008_00001.bin" "$W/b/state_00000008_00001.bin" \
-    && ok "2-rank resume: final model file and both state files identical" || bad "2-rank resume: final files differ"
+check_resume_2ranks 1
 mpi -np 2 "$TRAIN" $M -b 2 -x 8 -n 2 -nk 2 -o "$W/k" > /dev/null 2>&1
 [ "$(ls "$W/k" | tr '\n' ' ')" = "model_00000006.bin model_00000008.bin state_00000006_00000.bin state_00000006_00001.bin state_00000008_00000.bin state_00000008_00001.bin " ] \
     && ok "-nk 2 with 2 ranks keeps the two newest checkpoints, every rank's state" || bad "-nk 2 with 2 ranks left: $(ls "$W/k" | tr '\n' ' ')"
@@ -155,52 +120,6 @@ else
 fi
 
 # 9. one rank killed with SIGKILL mid-run: the job must end, non-zero, within 30 s
-children() {  # the pids whose parent is $1 and whose command line names the trainer
-    local f pid ppid
-    for f in /proc/[0-9]*/stat; do
-        pid=${f#/proc/}; pid=${pid%/stat}
-        ppid=$(awk '{sub(/^.*\) /, ""); print $2}' "$f" 2> /dev/null)
-        if [ "$ppid" = "$1" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q "train_gpt"; then echo "$pid"; fi
-    done
-}
-"${MPIRUN[@]}" -np 2 "$TRAIN" $M -b 2 -x 100000 -v 0 > "$W/kill.txt" 2>&1 &
-mpid=$!
-for _ in $(seq 1 100); do grep -q '^step *3/' "$W/kill.txt" && break; sleep 0.2; done
-pids=$(children $mpid)
-victim=$(echo "$pids" | tail -n 1)
-if [ "$(echo "$pids" | wc -w)" -ne 2 ]; then
-    bad "killed rank: expected 2 rank processes under mpirun $mpid, found '$pids'"
-    kill -9 $mpid $pids 2> /dev/null
-    wait $mpid 2> /dev/null
-else
-    t0=$(date +%s)
-    kill -9 "$victim"
-    for _ in $(seq 1 300); do kill -0 $mpid 2> /dev/null || break; sleep 0.1; done
-    if kill -0 $mpid 2> /dev/null; then
-        bad "killed rank $victim: mpirun still running after 30 s"
-        kill -9 $mpid $pids 2> /dev/null
-        wait $mpid 2> /dev/null
-    else
-        wait $mpid
-        rc=$?
-        dt=$(( $(date +%s) - t0 ))
-        # mpirun may return while its killed ranks are still being torn down: give them 5 s
-        # (a zombie, state Z, counts as gone: in a container nobody may reap it)
-        for _ in $(seq 1 50); do
-            alive=""
-            for p in $pids; do
-                st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$p/stat" 2> /dev/null)
-                [ -n "$st" ] && [ "$st" != "Z" ] && alive="$alive $p"
-            done
-            [ -z "$alive" ] && break
-            sleep 0.1
-        done
-        if [ $rc -ne 0 ] && [ -z "$alive" ]; then
-            ok "one rank killed -> the job ended with exit $rc after ${dt} s, no rank left running"
-        else
-            bad "one rank killed -> exit $rc, still alive:$alive"
-        fi
-    fi
-fi
+check_killed_rank train_gpt 100 1 -np 2 "$TRAIN" $M -b 2 -x 100000 -v 0
 
 finish

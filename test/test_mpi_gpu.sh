@@ -21,12 +21,7 @@
 #   usage: bash test/test_mpi_gpu.sh ./train_gpt_cuda     (from the repository root)
 set -u
 TRAIN=${1:-./train_gpt_cuda}
-GEN=${GEN:-./gen_shard}
-pass=0
-fail=0
-ok()  { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
-skip() { echo "skip: $1"; echo "0 passed, 0 failed"; exit 0; }
+. test/lib.sh
 
 command -v mpirun > /dev/null || skip "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
 "$TRAIN" --help 2>&1 | grep -q "built with MPI" || skip "$TRAIN was built without MPI"
@@ -34,24 +29,13 @@ command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU ||
 HAVE_NCCL=0
 "$TRAIN" --help 2>&1 | grep -q "default nccl" && HAVE_NCCL=1
 
-MPIRUN=(mpirun)
-if mpirun --version 2>&1 | grep -q "Open MPI"; then
-    MPIRUN+=(--oversubscribe)
-    if [ "$(id -u)" -eq 0 ]; then MPIRUN+=(--allow-run-as-root); fi
-    export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
-    export OMPI_MCA_btl_tcp_if_include=${OMPI_MCA_btl_tcp_if_include:-lo}
-    export OMPI_MCA_oob_tcp_if_include=${OMPI_MCA_oob_tcp_if_include:-lo}
-fi
-export OMP_NUM_THREADS=1
-mpi() { timeout 180 "${MPIRUN[@]}" "$@"; }
+setup_mpirun
+MPI_TIMEOUT=180
 
-W=$(mktemp -d /tmp/llmc_mpi_gpu_XXXXXX)
-trap 'rm -rf "$W"' EXIT
-$GEN "$W/tr_000.bin" 40000 512 1 > /dev/null && $GEN "$W/va_000.bin" 4000 512 2 > /dev/null || { echo "gen_shard failed"; exit 1; }
+make_workdir mpi_gpu
+make_tiny_shards
 # d2 (hd 64: the GPU kernels run it); -sh 0 so that P ranks x B see the tokens of 1 x P*B
 M="-e d2 -vs 512 -ms 64 -t 32 -i $W/tr_*.bin -j $W/va_*.bin -v 3 -m 2 -l 1e-3 -u 2 -sh 0"
-
-losses() { grep -E '^step +[0-9]+/[0-9]+ \| loss' "$1" | sed 's/ | [0-9.]* ms.*//'; }
 
 # compare_metrics <desc> <one.jsonl> <many.jsonl>: loss and val_loss to rel 1e-2,
 # grad_norm to rel 5e-2, each plus 1e-3 absolute
@@ -112,21 +96,7 @@ mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 6 -d 256 -gc 0.5 -ml "$W/g2.jsonl" > "$W/g
 compare_metrics "2 ranks, grad accum 2, clipping at 0.5" "$W/g1.jsonl" "$W/g2.jsonl"
 
 # 3. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical
-mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 8 -n 4 -o "$W/a" > "$W/a.txt" 2>&1 || bad "2-rank run A failed: $(tail -3 "$W/a.txt")"
-[ -f "$W/a/state_00000004_00000.bin" ] && [ -f "$W/a/state_00000004_00001.bin" ] && [ -f "$W/a/model_00000008.bin" ] &&
-    [ "$(stat -c %s "$W/a/state_00000004_00000.bin")" -lt "$(stat -c %s "$W/p1/state_00000004_00000.bin")" ] \
-    && ok "2-rank checkpoint: one state file per rank, each holding half the optimizer state" \
-    || bad "2-rank checkpoint files: $(ls "$W/a" | tr '\n' ' ')"
-mkdir -p "$W/b" && cp "$W/a/model_00000004.bin" "$W/a/state_00000004_0000"[01].bin "$W/b/"
-mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 8 -n 4 -o "$W/b" -y 1 > "$W/b.txt" 2>&1 || bad "2-rank resume failed: $(tail -3 "$W/b.txt")"
-if [ "$(losses "$W/b.txt" | wc -l)" -eq 4 ] && diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") > /dev/null; then
-    ok "2-rank resume from step 4: steps 5-8 bit-identical"
-else
-    bad "2-rank resumed losses differ: $(diff <(losses "$W/a.txt" | tail -n 4) <(losses "$W/b.txt") | head -4)"
-fi
-cmp -s "$W/a/model_00000008.bin" "$W/b/model_00000008.bin" && cmp -s "$W/a/state_00000008_00000.bin" "$W/b/state_00000008_00000.bin" &&
-    cmp -s "$W/a/state_00000008_00001.bin" "$W/b/state_00000008_00001.bin" \
-    && ok "2-rank resume: final model file and both state files identical" || bad "2-rank resume: final files differ"
+check_resume_2ranks 0 -cb mpi
 
 # 4. resume with another process count: refused, one line
 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" -y 1 > "$W/w1.txt" 2> "$W/w1.err"
@@ -168,38 +138,6 @@ if [ $HAVE_NCCL -eq 1 ]; then
 fi
 
 # 7. one rank killed with SIGKILL mid-run (-cb mpi): the job ends, non-zero, within 30 s
-children() {
-    local f pid ppid
-    for f in /proc/[0-9]*/stat; do
-        pid=${f#/proc/}; pid=${pid%/stat}
-        ppid=$(awk '{sub(/^.*\) /, ""); print $2}' "$f" 2> /dev/null)
-        if [ "$ppid" = "$1" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q "train_gpt_cuda"; then echo "$pid"; fi
-    done
-}
-"${MPIRUN[@]}" -np 2 "$TRAIN" -cb mpi $M -b 2 -x 100000 -v 0 > "$W/kill.txt" 2>&1 &
-mpid=$!
-for _ in $(seq 1 300); do grep -q '^step *3/' "$W/kill.txt" && break; sleep 0.2; done
-pids=$(children $mpid)
-victim=$(echo "$pids" | tail -n 1)
-if [ "$(echo "$pids" | wc -w)" -ne 2 ]; then
-    bad "killed rank: expected 2 rank processes under mpirun $mpid, found '$pids'"
-    kill -9 $mpid $pids 2> /dev/null
-    wait $mpid 2> /dev/null
-else
-    t0=$(date +%s)
-    kill -9 "$victim"
-    for _ in $(seq 1 300); do kill -0 $mpid 2> /dev/null || break; sleep 0.1; done
-    if kill -0 $mpid 2> /dev/null; then
-        bad "killed rank $victim: mpirun still running after 30 s"
-        kill -9 $mpid $pids 2> /dev/null
-        wait $mpid 2> /dev/null
-    else
-        wait $mpid
-        rc=$?
-        [ $rc -ne 0 ] && ok "one rank killed -> the job ended with exit $rc after $(( $(date +%s) - t0 )) s" \
-            || bad "one rank killed -> exit $rc"
-    fi
-fi
+check_killed_rank train_gpt_cuda 300 0 -np 2 "$TRAIN" -cb mpi $M -b 2 -x 100000 -v 0
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
