@@ -963,12 +963,12 @@ int main(int argc, char** argv) {
     const BatchPlan plan = train_open_train(&loader, &args, &comm, c, data_hash);
     const long long total_batch = plan.total_batch;
     const int grad_accum = plan.grad_accum, max_steps = plan.max_steps;
-    LRSchedule sched = {args.lr_kind, args.lr, args.warmup, max_steps, args.final_frac, args.wsd_frac};
+    LRSchedule sched = train_schedule(&args, max_steps);
 
     Tokenizer tokenizer;
     const int have_tok = train_load_tokenizer(&tokenizer, &args, rank);
     Sampler sampler;
-    sampler_init(&sampler, c->vocab_size, args.temperature, args.top_k, args.top_p, args.seed ^ 0x5A5A5A5AULL);
+    train_sampler_init(&sampler, c, &args);
     uint64_t rng = args.seed;  // the trainer's own RNG (sampling seeds): checkpointed
 
     const size_t n = model.layout.num_parameters;

@@ -19,6 +19,7 @@
  * defines: now_s, train_check_model_arg, train_args_config, train_check_seq_len,
  *          train_resume_step, train_init_model, train_open_val, train_check_data_agree,
  *          BatchPlan, train_batch_plan, train_print_batch, train_open_train, train_load_tokenizer,
+ *          train_schedule, train_sampler_init,
  *          train_due, ForwardLossFn, eval_mean_loss, NextLogitsFn, sample_and_print,
  *          train_state_of_run, train_state_at, BarrierFn, train_write_checkpoint,
  *          train_resume_state
@@ -38,6 +39,7 @@
 #include "dataloader.h"
 #include "gpt_cpu.h"
 #include "sampler.h"
+#include "schedule.h"
 #include "tokenizer.h"
 #include "train_args.h"
 #include "utils.h"
@@ -204,6 +206,18 @@ static inline int train_load_tokenizer(Tokenizer* tok, const TrainArgs* args, in
     }
     tokenizer_init(tok, args->tokenizer);
     return 1;
+}
+
+// train_schedule: the learning-rate schedule of the flags over max_steps
+static inline LRSchedule train_schedule(const TrainArgs* args, int max_steps) {
+    LRSchedule sched = {args->lr_kind, args->lr, args->warmup, max_steps, args->final_frac, args->wsd_frac};
+    return sched;
+}
+
+// train_sampler_init: the sampler of the periodic samples, seeded from -rs
+// apart from the trainer's own RNG
+static inline void train_sampler_init(Sampler* sampler, const GPTConfig* c, const TrainArgs* args) {
+    sampler_init(sampler, c->vocab_size, args->temperature, args->top_k, args->top_p, args->seed ^ 0x5A5A5A5AULL);
 }
 
 // train_due: whether an event with period `every` (<= 0: never, but for the
