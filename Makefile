@@ -76,7 +76,7 @@ HEADERS = $(wildcard llmc/*.h)
 TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
             test_tokenizer_parity gen_shard
 
-.PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu
+.PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu test-emu emu-build
 
 all: train_gpt infer_cpu make_shards
 
@@ -129,12 +129,14 @@ CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader"
             "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
             "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt"
 
-test: train_gpt infer_cpu make_shards $(TEST_BINS)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS)
+test: train_gpt infer_cpu make_shards $(TEST_BINS) emu-build
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS) $(EMU_TEST)
 
-# the same tests, built with AddressSanitizer + UBSan into build-san/
+# the same tests, built with AddressSanitizer + UBSan into build-san/, and the emulated
+# suite (quick form, test/test_emu.sh) built with them into build-emu-san/
 test-san:
 	@mkdir -p build-san
+	@$(MAKE) --no-print-directory emu-build EMU_SAN=1
 	$(CC) $(SAN_FLAGS) train_gpt.c -o build-san/train_gpt $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gpt.c -o build-san/test_gpt $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gradcheck.c -o build-san/test_gradcheck $(LDLIBS)
@@ -151,7 +153,7 @@ test-san:
 	  "build-san/test_gpt" "build-san/test_gradcheck" "build-san/test_kvcache" "build-san/test_dataloader" \
 	  "build-san/test_checkpoint" "build-san/test_misc" "build-san/test_tokenizer" \
 	  "bash test/test_cli.sh build-san/train_gpt" "bash test/test_make_shards.sh build-san/make_shards" \
-	  "bash test/test_infer.sh build-san/infer_cpu"
+	  "bash test/test_infer.sh build-san/infer_cpu" $(EMU_SAN_TEST)
 
 quickstart:
 	@bash scripts/quickstart.sh
@@ -194,10 +196,73 @@ test-gpu: train_gpt_cuda test_gpt_cuda infer test_infer_gpu infer_cpu train_gpt 
 	@test/run_tests.sh "./test_gpt_cuda" $(foreach b,$(DEV_CUDA_BINS),"./dev/cuda/bin/$(b)") \
 	  "bash test/test_infer_gpu.sh ./infer ./test_infer_gpu ./infer_cpu" "bash test/test_mpi_gpu.sh ./train_gpt_cuda"
 
+# --- the CUDA code on the CPU (emu/, docs/emu.md): the same .cu sources compiled by
+# the host C++ compiler against the emulation backend, no libcudart and no driver.
+# Needs only the toolkit's headers (cuda_runtime.h, cuda_bf16.h, cublasLt.h): found
+# next to nvcc, or under CUDA_HOME. `make test-emu` builds and runs, at small
+# shapes: every dev/cuda check, test_gpt.cu, test_infer_gpu.cu, and train_gpt.cu /
+# infer.cu against the CPU programs (test/test_emu.sh); `make test` runs it.
+#   -O2 -g           the emulated kernels run for real in the tests; -g for the reports
+#   -fno-strict-aliasing  the kernels reinterpret bytes (Packed128, fragments) as the GPU allows
+#   EMU_SAN=1        the same under AddressSanitizer + UBSan, into build-emu-san/ (make test-san)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+EMU_FOUND := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublasLt.h && echo yes || echo no)
+EMU_DIR := $(if $(filter 1,$(EMU_SAN)),build-emu-san,build-emu)
+EMU_CXXFLAGS = -std=c++17 -g -fopenmp -fno-strict-aliasing -I. -I$(CUDA_HOME)/include -DLLMC_EMU \
+               -Wall -Wextra -Wno-unused-function -Wno-unknown-pragmas -Werror -fno-extern-tls-init \
+               $(if $(filter 1,$(EMU_SAN)),$(EMU_SAN_FLAGS),-O2)
+EMU_SAN_FLAGS = -O2 -fsanitize=address,undefined -fno-sanitize=null -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+EMU_CU = -x c++ -include emu/cuda_emu.h
+EMU_LIB = $(EMU_DIR)/emu.o $(EMU_DIR)/cublaslt.o $(EMU_DIR)/dyn_smem.o
+EMU_SOURCES = $(wildcard llmc/*.cuh dev/cuda/*.cu test/*.cu) train_gpt.cu infer.cu emu/test_emu.cu
+EMU_BINS = $(addprefix $(EMU_DIR)/,$(DEV_CUDA_BINS) test_emu test_gpt_cuda test_infer_gpu train_gpt_cuda infer)
+
+$(EMU_DIR)/emu.o: emu/emu.cpp emu/cuda_emu.h emu/ptx.h | $(EMU_DIR)/
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(EMU_DIR)/cublaslt.o: emu/cublaslt.cpp | $(EMU_DIR)/
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(EMU_DIR)/dyn_smem.o: $(EMU_SOURCES) emu/gen_dyn_smem.sh | $(EMU_DIR)/
+	bash emu/gen_dyn_smem.sh $(EMU_DIR)/dyn_smem.cpp $(EMU_SOURCES)
+	$(CXX) $(EMU_CXXFLAGS) -c $(EMU_DIR)/dyn_smem.cpp -o $@
+$(EMU_DIR)/:
+	mkdir -p $@
+$(addprefix $(EMU_DIR)/,$(DEV_CUDA_BINS)): $(EMU_DIR)/%: dev/cuda/%.cu dev/cuda/common.h $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h emu/ptx.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/test_emu: emu/test_emu.cu $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h emu/ptx.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/test_gpt_cuda: test/test_gpt.cu test/ref_state.h test/test.h train_gpt.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/test_infer_gpu: test/test_infer_gpu.cu infer.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/train_gpt_cuda: train_gpt.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/infer: infer.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
+	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+
+# the emulated suite as one entry of test/run_tests.sh (test, test-san)
+EMU_TEST = $(if $(filter yes,$(EMU_FOUND)),"bash test/test_emu.sh build-emu")
+EMU_SAN_TEST = $(if $(filter yes,$(EMU_FOUND)),"EMU_QUICK=1 TRAIN=build-san/train_gpt bash test/test_emu.sh build-emu-san")
+
+emu-build:
+ifeq ($(EMU_FOUND),yes)
+	@$(MAKE) --no-print-directory $(EMU_BINS)
+else
+	@echo "emu: no CUDA toolkit headers under $(CUDA_HOME)/include: the emulated build is skipped"
+endif
+
+test-emu: train_gpt infer_cpu gen_shard
+ifeq ($(EMU_FOUND),yes)
+	@$(MAKE) --no-print-directory $(EMU_BINS)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash test/test_emu.sh $(EMU_DIR)
+else
+	@echo "emu: no CUDA toolkit headers under $(CUDA_HOME)/include: the emulated suite is skipped"
+	@echo "emu: 0 passed, 0 failed"
+endif
+
 # the file-loader fuzzers (libFuzzer + ASan + UBSan), FUZZ_SECONDS each (default 60);
 # needs clang with the libFuzzer runtime: apt-get install -y clang libclang-rt-14-dev
 fuzz:
 	@bash test/fuzz/run_fuzz.sh
 
 clean:
-	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san fuzz-build train_gpt_cuda test_gpt_cuda infer test_infer_gpu
+	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san build-emu build-emu-san fuzz-build train_gpt_cuda test_gpt_cuda infer test_infer_gpu

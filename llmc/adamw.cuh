@@ -135,7 +135,7 @@ static void adamw1(float* params, bf16* params_bf16, float* m, float* v, const f
                    float beta1, float beta2, float eps, float wd, float grad_scale, int t, uint32_t seed,
                    int block_size, cudaStream_t stream) {
     AdamWArgs a = adamw_args(lr, beta1, beta2, eps, wd, grad_scale, t, seed);
-    adamw_kernel1<<<ceil_div(n, block_size), block_size, 0, stream>>>(params, params_bf16, m, v, grads, n, a);
+    cuda_launch(adamw_kernel1, ceil_div(n, block_size), block_size, 0, stream)(params, params_bf16, m, v, grads, n, a);
     cudaCheck(cudaGetLastError());
 }
 
@@ -149,7 +149,7 @@ static void adamw2(float* params, bf16* params_bf16, float* m, float* v, const f
         return;
     }
     AdamWArgs a = adamw_args(lr, beta1, beta2, eps, wd, grad_scale, t, seed);
-    adamw_kernel2<<<ceil_div(n / 4, block_size), block_size, 0, stream>>>(params, params_bf16, m, v, grads, n, a);
+    cuda_launch(adamw_kernel2, ceil_div(n / 4, block_size), block_size, 0, stream)(params, params_bf16, m, v, grads, n, a);
     cudaCheck(cudaGetLastError());
 }
 
@@ -177,10 +177,10 @@ static void adamw_update_at(float* params, bf16* params_bf16, float* m, float* v
     bool aligned = is_aligned16(params) && is_aligned16(params_bf16) && is_aligned16(m) && is_aligned16(v) &&
                    is_aligned16(grads);
     if (n % 4 == 0 && aligned) {
-        adamw_kernel2<<<ceil_div(n / 4, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream>>>(params, params_bf16, m, v,
+        cuda_launch(adamw_kernel2, ceil_div(n / 4, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream)(params, params_bf16, m, v,
                                                                                            grads, n, a);
     } else {
-        adamw_kernel1<<<ceil_div(n, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream>>>(params, params_bf16, m, v,
+        cuda_launch(adamw_kernel1, ceil_div(n, ADAMW_BLOCK_SIZE), ADAMW_BLOCK_SIZE, 0, stream)(params, params_bf16, m, v,
                                                                                        grads, n, a);
     }
     cudaCheck(cudaGetLastError());
@@ -221,9 +221,9 @@ __global__ void grad_norm_finish_kernel(float* out, const float* partial, int nu
 
 // out (1,) device float = sum of g^2 over g (n,); scratch: GRAD_NORM_BLOCKS floats
 static void global_norm_squared(float* out, float* scratch, const float* g, size_t n, cudaStream_t stream) {
-    grad_norm_squared_kernel1<<<GRAD_NORM_BLOCKS, GRAD_NORM_THREADS, 0, stream>>>(scratch, g, n);
+    cuda_launch(grad_norm_squared_kernel1, GRAD_NORM_BLOCKS, GRAD_NORM_THREADS, 0, stream)(scratch, g, n);
     cudaCheck(cudaGetLastError());
-    grad_norm_finish_kernel<<<1, 32, 0, stream>>>(out, scratch, GRAD_NORM_BLOCKS);
+    cuda_launch(grad_norm_finish_kernel, 1, 32, 0, stream)(out, scratch, GRAD_NORM_BLOCKS);
     cudaCheck(cudaGetLastError());
 }
 
@@ -247,7 +247,7 @@ __global__ void params_to_bf16_rne_kernel(bf16* out, const float* p, size_t n) {
 
 static void params_to_bf16_sr(bf16* out, const float* p, size_t n, uint32_t seed, cudaStream_t stream) {
     if (n == 0) { return; }
-    params_to_bf16_sr_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n, seed, 0);
+    cuda_launch(params_to_bf16_sr_kernel, ceil_div(n, 256), 256, 0, stream)(out, p, n, seed, 0);
     cudaCheck(cudaGetLastError());
 }
 
@@ -256,13 +256,13 @@ static void params_to_bf16_sr(bf16* out, const float* p, size_t n, uint32_t seed
 static void params_to_bf16_sr_at(bf16* out, const float* p, size_t n, size_t idx0, uint32_t seed,
                                  cudaStream_t stream) {
     if (n == 0) { return; }
-    params_to_bf16_sr_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n, seed, idx0);
+    cuda_launch(params_to_bf16_sr_kernel, ceil_div(n, 256), 256, 0, stream)(out, p, n, seed, idx0);
     cudaCheck(cudaGetLastError());
 }
 
 static void params_to_bf16_rne(bf16* out, const float* p, size_t n, cudaStream_t stream) {
     if (n == 0) { return; }
-    params_to_bf16_rne_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(out, p, n);
+    cuda_launch(params_to_bf16_rne_kernel, ceil_div(n, 256), 256, 0, stream)(out, p, n);
     cudaCheck(cudaGetLastError());
 }
 

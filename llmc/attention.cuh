@@ -53,48 +53,78 @@ struct AttnDkdvTile {
 // ----------------------------------------------------------------------------
 // device helpers: cp.async, ldmatrix, mma
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(LLMC_EMU)
 static __device__ __forceinline__ uint32_t attn_smem_addr(const void* p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
 // 16 bytes global -> shared, asynchronous; valid == false writes 16 zero bytes (src is not read)
 static __device__ __forceinline__ void attn_cp_async16(void* smem, const void* gmem, bool valid) {
+#ifdef LLMC_EMU
+    ::emu::cp_async(smem, gmem, 16, valid ? 16 : 0);
+#else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(attn_smem_addr(smem)),
                  "l"(__cvta_generic_to_global(gmem)), "r"(valid ? 16 : 0)
                  : "memory");
+#endif
 }
 // 4 bytes global -> shared, asynchronous; valid == false writes zeros
 static __device__ __forceinline__ void attn_cp_async4(void* smem, const void* gmem, bool valid) {
+#ifdef LLMC_EMU
+    ::emu::cp_async(smem, gmem, 4, valid ? 4 : 0);
+#else
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(attn_smem_addr(smem)),
                  "l"(__cvta_generic_to_global(gmem)), "r"(valid ? 4 : 0)
                  : "memory");
+#endif
 }
-static __device__ __forceinline__ void attn_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+static __device__ __forceinline__ void attn_cp_async_commit() {
+#ifdef LLMC_EMU
+    ::emu::cp_async_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
 // wait until at most N of this thread's committed groups are still in flight
 template <int N>
 static __device__ __forceinline__ void attn_cp_async_wait() {
+#ifdef LLMC_EMU
+    ::emu::cp_async_wait(N);
+#else
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
 }
 
 // four 8x8 bf16 matrices from shared memory; lane i gives the address of row i % 8 of matrix i / 8
 static __device__ __forceinline__ void attn_ldsm_x4(uint32_t* r, const bf16* p) {
+#ifdef LLMC_EMU
+    ::emu::ldmatrix(r, p, 4, 0);
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(attn_smem_addr(p)));
+#endif
 }
 static __device__ __forceinline__ void attn_ldsm_x4_trans(uint32_t* r, const bf16* p) {
+#ifdef LLMC_EMU
+    ::emu::ldmatrix(r, p, 4, 1);
+#else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(attn_smem_addr(p)));
+#endif
 }
 
 // c (16x8 fp32) += a (16x16 bf16, row major) @ b (16x8 bf16, "col": b[k][n] pairs along k)
 static __device__ __forceinline__ void attn_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+#ifdef LLMC_EMU
+    ::emu::mma_m16n8k16_bf16(c, a, b0, b1);
+#else
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // two floats as a bf16x2 register: lo in the low half (the lower column of an mma fragment)
@@ -623,7 +653,7 @@ static inline void attention_check_aligned(const char* who, const char* name, co
     }
 }
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(LLMC_EMU)
 // out (B, T, NH, HD), lse (B, NH, T); q (B, T, NH, HD), k (B, T, NKV, HD), v rows of v_stride
 template <int HD>
 static void attention_forward_launch(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, int v_stride,
@@ -633,7 +663,7 @@ static void attention_forward_launch(bf16* out, float* lse, const bf16* q, const
                                    (int)smem));
     dim3 grid(ceil_div(T, ATTN_TILE), NH, B);
     float scale_log2 = 1.4426950408889634f / sqrtf((float)HD);
-    attention_forward_kernel1<HD><<<grid, ATTN_WARPS * 32, smem, stream>>>(out, lse, q, k, v, v_stride, T, NH, NKV,
+    cuda_launch(attention_forward_kernel1<HD>, grid, ATTN_WARPS * 32, smem, stream)(out, lse, q, k, v, v_stride, T, NH, NKV,
                                                                            scale_log2);
     cudaCheck(cudaGetLastError());
 }
@@ -648,7 +678,7 @@ static void attention_backward_launch(bf16* dq, bf16* dk, bf16* dv, float* delta
     // delta = rowsum(dout * out): one warp per row
     const int pre_block = 256;
     size_t pre_threads = (size_t)B * T * NH * 32;
-    attention_backward_preprocess_kernel1<HD><<<ceil_div(pre_threads, pre_block), pre_block, 0, stream>>>(
+    cuda_launch(attention_backward_preprocess_kernel1<HD>, ceil_div(pre_threads, pre_block), pre_block, 0, stream)(
         delta, dout, out, B, T, NH);
     cudaCheck(cudaGetLastError());
 
@@ -657,7 +687,7 @@ static void attention_backward_launch(bf16* dq, bf16* dk, bf16* dv, float* delta
     cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_kernel1<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)smem_dkdv));
     dim3 grid_dkdv(ceil_div(T, ATTN_TILE), NKV, B);
-    attention_backward_dkdv_kernel1<HD><<<grid_dkdv, ATTN_WARPS * 32, smem_dkdv, stream>>>(
+    cuda_launch(attention_backward_dkdv_kernel1<HD>, grid_dkdv, ATTN_WARPS * 32, smem_dkdv, stream)(
         dk, dv, dout, lse, delta, q, k, v, v_stride, T, NH, NKV, scale, scale_log2);
     cudaCheck(cudaGetLastError());
 
@@ -665,7 +695,7 @@ static void attention_backward_launch(bf16* dq, bf16* dk, bf16* dv, float* delta
     cudaCheck(cudaFuncSetAttribute(attention_backward_dq_kernel1<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)smem_dq));
     dim3 grid_dq(ceil_div(T, ATTN_TILE), NH, B);
-    attention_backward_dq_kernel1<HD><<<grid_dq, ATTN_WARPS * 32, smem_dq, stream>>>(
+    cuda_launch(attention_backward_dq_kernel1<HD>, grid_dq, ATTN_WARPS * 32, smem_dq, stream)(
         dq, dout, lse, delta, q, k, v, v_stride, T, NH, NKV, scale, scale_log2);
     cudaCheck(cudaGetLastError());
 }

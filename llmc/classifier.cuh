@@ -172,7 +172,7 @@ __global__ void classifier_kernel2(bf16* logits, float* losses, const int* targe
 
 static void classifier1(bf16* logits, float* losses, const int* targets, int BT, int V, int Vp, float softcap,
                         float zloss, float scale, int block_size, cudaStream_t stream) {
-    classifier_kernel1<<<BT, block_size, 0, stream>>>(logits, losses, targets, V, Vp, softcap, zloss, scale);
+    cuda_launch(classifier_kernel1, BT, block_size, 0, stream)(logits, losses, targets, V, Vp, softcap, zloss, scale);
     cudaCheck(cudaGetLastError());
 }
 
@@ -182,7 +182,7 @@ static void classifier2(bf16* logits, float* losses, const int* targets, int BT,
         classifier1(logits, losses, targets, BT, V, Vp, softcap, zloss, scale, block_size, stream);
         return;
     }
-    classifier_kernel2<<<BT, block_size, 0, stream>>>(logits, losses, targets, V, Vp, softcap, zloss, scale);
+    cuda_launch(classifier_kernel2, BT, block_size, 0, stream)(logits, losses, targets, V, Vp, softcap, zloss, scale);
     cudaCheck(cudaGetLastError());
 }
 

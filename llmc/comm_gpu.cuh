@@ -348,7 +348,7 @@ __global__ void scale_f32_kernel(float* x, size_t n, float s) {
 
 static void scale_f32(float* x, size_t n, float s, cudaStream_t stream) {
     if (n == 0) { return; }
-    scale_f32_kernel<<<ceil_div(n, 256), 256, 0, stream>>>(x, n, s);
+    cuda_launch(scale_f32_kernel, ceil_div(n, 256), 256, 0, stream)(x, n, s);
     cudaCheck(cudaGetLastError());
 }
 

@@ -34,9 +34,22 @@ typedef __nv_bfloat16 bf16;
 static inline int ceil_div(size_t a, size_t b) { return (int)((a + b - 1) / b); }
 
 // ----------------------------------------------------------------------------
+// the one launch form of the project, for nvcc and for the CPU backend (emu/):
+//     cuda_launch(kernel, grid, block, smem_bytes, stream)(args...);
+// is kernel<<<grid, block, smem_bytes, stream>>>(args...) under nvcc. In the emulated
+// build (LLMC_EMU, emu/cuda_emu.h) it checks the configuration and the pointer
+// arguments and runs the grid on the CPU.
+#ifdef LLMC_EMU
+#define cuda_launch(kernel, grid, block, smem, stream) \
+    ::emu::make_launch(kernel, grid, block, smem, stream, #kernel, __FILE__, __LINE__)
+#else
+#define cuda_launch(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+
+// ----------------------------------------------------------------------------
 // device helpers
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(LLMC_EMU)
 __device__ __forceinline__ float warp_reduce_sum(float v) {
     for (int off = 16; off > 0; off >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, off); }
     return v;

@@ -153,17 +153,27 @@ static __global__ void __launch_bounds__(MATVEC_THREADS)
     }
 }
 
-// matvec_setup: lets every instantiation use up to max_smem bytes of dynamic shared memory
-// (the (B, K) fp32 staging can exceed the default 48 KB); call once before launching
+// matvec_setup: lets every instantiation use up to max_smem bytes of shared memory in all
+// (the (B, K) fp32 staging can exceed the default 48 KB); call once before launching with
+// max_smem = the device's sharedMemPerBlockOptin. The dynamic limit set is max_smem less the
+// kernel's static shared bytes (s_rstd): the runtime refuses a dynamic limit that, with the
+// static bytes, exceeds the opt-in maximum.
+template <int B>
+static void matvec_setup_one(size_t max_smem) {
+    cudaFuncAttributes fa;
+    cudaCheck(cudaFuncGetAttributes(&fa, matvec_forward_kernel1<B>));
+    int dyn = (int)(max_smem > fa.sharedSizeBytes ? max_smem - fa.sharedSizeBytes : 0);
+    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<B>, cudaFuncAttributeMaxDynamicSharedMemorySize, dyn));
+}
 static void matvec_setup(size_t max_smem) {
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<5>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<6>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<7>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
-    cudaCheck(cudaFuncSetAttribute(matvec_forward_kernel1<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)max_smem));
+    matvec_setup_one<1>(max_smem);
+    matvec_setup_one<2>(max_smem);
+    matvec_setup_one<3>(max_smem);
+    matvec_setup_one<4>(max_smem);
+    matvec_setup_one<5>(max_smem);
+    matvec_setup_one<6>(max_smem);
+    matvec_setup_one<7>(max_smem);
+    matvec_setup_one<8>(max_smem);
 }
 
 template <int B>
@@ -179,7 +189,7 @@ static void matvec_launch(float* out, const float* inp, const bf16* weight, cons
     }
     int needed = ceil_div((size_t)OC, MATVEC_THREADS / 32);
     int grid = per_sm * num_sms < needed ? per_sm * num_sms : needed;
-    matvec_forward_kernel1<B><<<grid, MATVEC_THREADS, smem, stream>>>(out, inp, weight, norm_w, extra, OC, K, mode,
+    cuda_launch(matvec_forward_kernel1<B>, grid, MATVEC_THREADS, smem, stream)(out, inp, weight, norm_w, extra, OC, K, mode,
                                                                       eps, cap);
     cudaCheck(cudaGetLastError());
 }
@@ -383,7 +393,7 @@ static void attention_decode_forward(float* y, float* part_acc, float* part_ml, 
         exit(1);
     }
     dim3 grid(S, NKV, B);
-    attention_decode_kernel1<<<grid, ATTN_DECODE_THREADS, smem, stream>>>(y, part_acc, part_ml, counters, kcache,
+    cuda_launch(attention_decode_kernel1, grid, ATTN_DECODE_THREADS, smem, stream)(y, part_acc, part_ml, counters, kcache,
                                                                          vcache, qkv, qw, kw, cosv, sinv, pos, max_T,
                                                                          NH, NKV, hd, chunk, qk_norm, eps);
     cudaCheck(cudaGetLastError());
@@ -581,7 +591,7 @@ static __global__ void __launch_bounds__(SAMPLE_THREADS)
 static void sample_forward(int* out_tokens, int* gen, int* pos, float* x, uint64_t* rng, float* probs,
                            const float* logits, const bf16* wte, int B, int V, int Vp, int C, float temperature,
                            int top_k, float top_p, cudaStream_t stream) {
-    sample_kernel1<<<B, SAMPLE_THREADS, 0, stream>>>(out_tokens, gen, pos, x, rng, probs, logits, wte, V, Vp, C,
+    cuda_launch(sample_kernel1, B, SAMPLE_THREADS, 0, stream)(out_tokens, gen, pos, x, rng, probs, logits, wte, V, Vp, C,
                                                      temperature, top_k, top_p);
     cudaCheck(cudaGetLastError());
 }
@@ -595,7 +605,7 @@ static __global__ void bf16_to_f32_kernel(float* out, const bf16* inp, size_t N)
 
 static void bf16_to_f32_forward(float* out, const bf16* inp, size_t N, cudaStream_t stream) {
     if (N == 0) { return; }
-    bf16_to_f32_kernel<<<ceil_div(N, 256), 256, 0, stream>>>(out, inp, N);
+    cuda_launch(bf16_to_f32_kernel, ceil_div(N, 256), 256, 0, stream)(out, inp, N);
     cudaCheck(cudaGetLastError());
 }
 

@@ -47,7 +47,7 @@ __global__ void encoder_forward_kernel2(bf16* out, const int* tokens, const bf16
 
 static void encoder_forward1(bf16* out, const int* tokens, const bf16* wte, int BT, int C, int block_size,
                              cudaStream_t stream) {
-    encoder_forward_kernel1<<<ceil_div((size_t)BT * C, block_size), block_size, 0, stream>>>(out, tokens, wte, BT, C);
+    cuda_launch(encoder_forward_kernel1, ceil_div((size_t)BT * C, block_size), block_size, 0, stream)(out, tokens, wte, BT, C);
     cudaCheck(cudaGetLastError());
 }
 
@@ -57,7 +57,7 @@ static void encoder_forward2(bf16* out, const int* tokens, const bf16* wte, int 
         encoder_forward1(out, tokens, wte, BT, C, block_size, stream);
         return;
     }
-    encoder_forward_kernel2<<<ceil_div((size_t)BT * C / 8, block_size), block_size, 0, stream>>>(out, tokens, wte, BT, C);
+    cuda_launch(encoder_forward_kernel2, ceil_div((size_t)BT * C / 8, block_size), block_size, 0, stream)(out, tokens, wte, BT, C);
     cudaCheck(cudaGetLastError());
 }
 
@@ -131,7 +131,7 @@ static void encoder_backward(float* dwte, int* buckets_dev, const int* buckets_h
     cudaCheck(cudaMemcpyAsync(buckets_dev, buckets_host, encoder_buckets_ints(BT) * sizeof(int),
                               cudaMemcpyHostToDevice, stream));
     int block = C < ENCODER_BLOCK_SIZE ? ((C + 31) / 32) * 32 : ENCODER_BLOCK_SIZE;
-    encoder_backward_kernel1<<<nb, block, 0, stream>>>(dwte, buckets_dev, dout, BT, C);
+    cuda_launch(encoder_backward_kernel1, nb, block, 0, stream)(dwte, buckets_dev, dout, BT, C);
     cudaCheck(cudaGetLastError());
 }
 

@@ -235,7 +235,7 @@ static void qknorm_rope_forward1(bf16* q, bf16* k, float* rstd, const bf16* qkv,
                                  int hd, int qk_norm, float eps, int block_size, cudaStream_t stream) {
     qknorm_rope_check_shape(hd, block_size);
     size_t threads = (size_t)B * T * (NH + NKV) * 32;
-    qknorm_rope_forward_kernel1<<<ceil_div(threads, block_size), block_size, 0, stream>>>(
+    cuda_launch(qknorm_rope_forward_kernel1, ceil_div(threads, block_size), block_size, 0, stream)(
         q, k, rstd, qkv, qw, kw, cosv, sinv, B, T, pos0, NH, NKV, hd, qk_norm, eps);
     cudaCheck(cudaGetLastError());
 }
@@ -258,11 +258,11 @@ static void qknorm_rope_backward1(bf16* dqkv, float* dqw, float* dkw, float* scr
     int rpb;
     int grid = qknorm_rope_backward_blocks(nrows, block_size, &rpb);
     size_t smem = 2 * (size_t)hd * sizeof(float);
-    qknorm_rope_backward_kernel1<<<grid, block_size, smem, stream>>>(dqkv, scratch, dq, dk, qkv, qw, kw, rstd, cosv,
+    cuda_launch(qknorm_rope_backward_kernel1, grid, block_size, smem, stream)(dqkv, scratch, dq, dk, qkv, qw, kw, rstd, cosv,
                                                                      sinv, B, T, NH, NKV, hd, qk_norm, rpb);
     cudaCheck(cudaGetLastError());
     if (qk_norm) {
-        qknorm_dweight_reduce_kernel<<<ceil_div(2 * (size_t)hd, 256), 256, 0, stream>>>(dqw, dkw, scratch, grid, hd);
+        cuda_launch(qknorm_dweight_reduce_kernel, ceil_div(2 * (size_t)hd, 256), 256, 0, stream)(dqw, dkw, scratch, grid, hd);
         cudaCheck(cudaGetLastError());
     }
 }

@@ -201,7 +201,7 @@ static void rmsnorm_residual_forward1(bf16* residual, bf16* out, float* rstd, co
                                       const bf16* weight, int N, int C, float eps, int block_size,
                                       cudaStream_t stream) {
     int grid = ceil_div(N, block_size / 32);
-    rmsnorm_residual_forward_kernel1<<<grid, block_size, 0, stream>>>(residual, out, rstd, x, branch, weight, N, C,
+    cuda_launch(rmsnorm_residual_forward_kernel1, grid, block_size, 0, stream)(residual, out, rstd, x, branch, weight, N, C,
                                                                       eps);
     cudaCheck(cudaGetLastError());
 }
@@ -226,7 +226,7 @@ static void rmsnorm_residual_forward2(bf16* residual, bf16* out, float* rstd, co
                                        (int)smem));
     }
     int grid = ceil_div(N, block_size / 32);
-    rmsnorm_residual_forward_kernel2<<<grid, block_size, smem, stream>>>(residual, out, rstd, x, branch, weight, N, C,
+    cuda_launch(rmsnorm_residual_forward_kernel2, grid, block_size, smem, stream)(residual, out, rstd, x, branch, weight, N, C,
                                                                          eps);
     cudaCheck(cudaGetLastError());
 }
@@ -245,9 +245,9 @@ static void rmsnorm_backward1(bf16* dinp, float* dweight, float* scratch, const 
                               cudaStream_t stream) {
     int rpb;
     int grid = rmsnorm_backward_blocks(N, block_size, &rpb);
-    rmsnorm_backward_kernel1<<<grid, block_size, 0, stream>>>(dinp, scratch, dout, inp, weight, rstd, N, C, rpb);
+    cuda_launch(rmsnorm_backward_kernel1, grid, block_size, 0, stream)(dinp, scratch, dout, inp, weight, rstd, N, C, rpb);
     cudaCheck(cudaGetLastError());
-    rmsnorm_dweight_reduce_kernel<<<ceil_div(C, 256), 256, 0, stream>>>(dweight, scratch, grid, C);
+    cuda_launch(rmsnorm_dweight_reduce_kernel, ceil_div(C, 256), 256, 0, stream)(dweight, scratch, grid, C);
     cudaCheck(cudaGetLastError());
 }
 
@@ -262,9 +262,9 @@ static void rmsnorm_backward2(bf16* dinp, float* dweight, float* scratch, const 
     }
     int rpb;
     int grid = rmsnorm_backward_blocks(N, block_size, &rpb);
-    rmsnorm_backward_kernel2<<<grid, block_size, 0, stream>>>(dinp, scratch, dout, inp, weight, rstd, N, C, rpb);
+    cuda_launch(rmsnorm_backward_kernel2, grid, block_size, 0, stream)(dinp, scratch, dout, inp, weight, rstd, N, C, rpb);
     cudaCheck(cudaGetLastError());
-    rmsnorm_dweight_reduce_kernel<<<ceil_div(C, 256), 256, 0, stream>>>(dweight, scratch, grid, C);
+    cuda_launch(rmsnorm_dweight_reduce_kernel, ceil_div(C, 256), 256, 0, stream)(dweight, scratch, grid, C);
     cudaCheck(cudaGetLastError());
 }
 
@@ -289,7 +289,7 @@ __global__ void rmsnorm_forward_kernel1(bf16* out, float* rstd, const bf16* inp,
 
 static void rmsnorm_forward1(bf16* out, float* rstd, const bf16* inp, const bf16* weight, int N, int C, float eps,
                              int block_size, cudaStream_t stream) {
-    rmsnorm_forward_kernel1<<<ceil_div(N, block_size / 32), block_size, 0, stream>>>(out, rstd, inp, weight, N, C, eps);
+    cuda_launch(rmsnorm_forward_kernel1, ceil_div(N, block_size / 32), block_size, 0, stream)(out, rstd, inp, weight, N, C, eps);
     cudaCheck(cudaGetLastError());
 }
 
@@ -308,7 +308,7 @@ __global__ void rmsnorm_apply_kernel1(bf16* out, const bf16* inp, const bf16* we
 
 static void rmsnorm_apply1(bf16* out, const bf16* inp, const bf16* weight, const float* rstd, int N, int C,
                            int block_size, cudaStream_t stream) {
-    rmsnorm_apply_kernel1<<<ceil_div(N, block_size / 32), block_size, 0, stream>>>(out, inp, weight, rstd, N, C);
+    cuda_launch(rmsnorm_apply_kernel1, ceil_div(N, block_size / 32), block_size, 0, stream)(out, inp, weight, rstd, N, C);
     cudaCheck(cudaGetLastError());
 }
 

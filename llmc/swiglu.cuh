@@ -84,7 +84,7 @@ __global__ void swiglu_backward_kernel2(bf16* dfch, const bf16* dout, const bf16
 // launchers
 
 static void swiglu_forward1(bf16* out, const bf16* fch, int N, int F, int block_size, cudaStream_t stream) {
-    swiglu_forward_kernel1<<<ceil_div((size_t)N * F, block_size), block_size, 0, stream>>>(out, fch, N, F);
+    cuda_launch(swiglu_forward_kernel1, ceil_div((size_t)N * F, block_size), block_size, 0, stream)(out, fch, N, F);
     cudaCheck(cudaGetLastError());
 }
 
@@ -93,13 +93,13 @@ static void swiglu_forward2(bf16* out, const bf16* fch, int N, int F, int block_
         swiglu_forward1(out, fch, N, F, block_size, stream);
         return;
     }
-    swiglu_forward_kernel2<<<ceil_div((size_t)N * F / 8, block_size), block_size, 0, stream>>>(out, fch, N, F);
+    cuda_launch(swiglu_forward_kernel2, ceil_div((size_t)N * F / 8, block_size), block_size, 0, stream)(out, fch, N, F);
     cudaCheck(cudaGetLastError());
 }
 
 static void swiglu_backward1(bf16* dfch, const bf16* dout, const bf16* fch, int N, int F, int block_size,
                              cudaStream_t stream) {
-    swiglu_backward_kernel1<<<ceil_div((size_t)N * F, block_size), block_size, 0, stream>>>(dfch, dout, fch, N, F);
+    cuda_launch(swiglu_backward_kernel1, ceil_div((size_t)N * F, block_size), block_size, 0, stream)(dfch, dout, fch, N, F);
     cudaCheck(cudaGetLastError());
 }
 
@@ -109,7 +109,7 @@ static void swiglu_backward2(bf16* dfch, const bf16* dout, const bf16* fch, int 
         swiglu_backward1(dfch, dout, fch, N, F, block_size, stream);
         return;
     }
-    swiglu_backward_kernel2<<<ceil_div((size_t)N * F / 8, block_size), block_size, 0, stream>>>(dfch, dout, fch, N,
+    cuda_launch(swiglu_backward_kernel2, ceil_div((size_t)N * F / 8, block_size), block_size, 0, stream)(dfch, dout, fch, N,
                                                                                                  F);
     cudaCheck(cudaGetLastError());
 }

@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     printf("adamw: all checks passed\n");
+    if (!bench_wanted()) { return 0; }
 
     const size_t n = (size_t)124 * 1000 * 1000;  // about d12's parameter count
     for (int vi = 0; vi < nv; vi++) { bench(versions[vi], n, &rng); }

@@ -5,7 +5,7 @@ Not a harness itself; every harness (.cu) in dev/cuda includes it. Build the har
 
 brings llmc/cuda_common.cuh (cudaCheck, bf16, ceil_div, is_aligned16, warp_reduce_sum,
 Packed128 / x128 / f128, load128, load128cs, store128) and defines for the harnesses:
-         BLOCK_SIZES, NUM_BLOCK_SIZES, BENCH_REPEATS,
+         BLOCK_SIZES, NUM_BLOCK_SIZES, BENCH_REPEATS, bench_wanted,
          HostRng (rng_init, rng_u32, rng_uniform, rng_normal), random_f32, mallocCheckHost,
          bf16_from_bits, bits_from_bf16, bf16_from_float, float_from_bf16, round_bf16,
          to_bf16_host, to_float_host, device_bf16_from, device_f32_from,
@@ -28,6 +28,13 @@ Packed128 / x128 / f128, load128, load128cs, store128) and defines for the harne
 static const int BLOCK_SIZES[] = {32, 64, 128, 256, 512, 1024};
 static const int NUM_BLOCK_SIZES = (int)(sizeof(BLOCK_SIZES) / sizeof(BLOCK_SIZES[0]));
 #define BENCH_REPEATS 100
+
+// the timings after the checks run unless DEV_CUDA_CHECK_ONLY=1 (make test-emu sets it:
+// an emulated run times nothing real, and the benchmark shapes are large)
+static inline int bench_wanted(void) {
+    const char* e = getenv("DEV_CUDA_CHECK_ONLY");
+    return !(e && e[0] && strcmp(e, "0") != 0);
+}
 
 // ----------------------------------------------------------------------------
 // deterministic host RNG (xorshift64*), so every run sees the same inputs

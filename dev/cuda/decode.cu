@@ -413,6 +413,7 @@ int main(void) {
         return 1;
     }
     printf("decode: all checks passed\n");
+    if (!bench_wanted()) { return 0; }
 
     // timings at the shapes of a batch-1 decode step
     bench_matvec("d12 qkv", 1, 1280, 768, MV_STORE, &rng);

@@ -131,6 +131,7 @@ int main(void) {
         return 1;
     }
     printf("matmul: all checks passed\n");
+    if (!bench_wanted()) { return 0; }
     // d12 at B=16 T=1024, then 1b at B=8
     bench(&ctx, "d12 qkv", 16384, 768, 1280, &rng);
     bench(&ctx, "d12 proj", 16384, 768, 768, &rng);

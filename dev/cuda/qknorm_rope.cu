@@ -251,6 +251,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     printf("qknorm_rope: all checks passed\n");
+    if (!bench_wanted()) { return 0; }
 
     const Shape d12 = {16, 1024, 12, 4, 64, 0};  // d12 at B=16, T=1024
     bench(fwd_version, bwd_version, d12, &rng);
