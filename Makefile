@@ -90,7 +90,8 @@ help:
 	@echo "make train_gpt_cuda  the GPU trainer (needs nvcc; runs on an NVIDIA GPU)"
 	@echo "make test-gpu      on a GPU: the GPU trainer against the reference, and every dev/cuda check"
 	@echo "make test          every CPU test; ends with 'N passed, N failed'"
-	@echo "make test-san      the CPU tests under AddressSanitizer + UBSan"
+	@echo "make test-emu      the CUDA code on the CPU (emu/): every kernel, both GPU programs"
+	@echo "make test-san      the CPU tests and the emulated suite under AddressSanitizer + UBSan"
 	@echo "make fuzz          the file-loader fuzzers, for a bounded time"
 	@echo "make clean"
 
