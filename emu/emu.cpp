@@ -1091,33 +1091,35 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind
     });
 }
 // 2D copies: height rows of width bytes, rows dpitch / spitch bytes apart
+// A pitched copy checks its pitches and the first and last rows; the rows between lie inside those two ranges.
+static cudaError_t check_copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
+                                 size_t height, cudaMemcpyKind kind, const char* what) {
+    if (width > dpitch || width > spitch) { return set_error(cudaErrorInvalidPitchValue); }
+    char first[64], last[64];
+    snprintf(first, sizeof first, "%s (first row)", what);
+    snprintf(last, sizeof last, "%s (last row)", what);
+    cudaError_t e = check_copy(dst, src, width, kind, first);
+    if (e != cudaSuccess) { return e; }
+    return check_copy((char*)dst + dpitch * (height - 1), (const char*)src + spitch * (height - 1), width, kind, last);
+}
+static void copy_2d(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height) {
+    for (size_t r = 0; r < height; r++) { memmove((char*)dst + r * dpitch, (const char*)src + r * spitch, width); }
+}
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind kind) {
     if (emu::any_capture()) { return set_error(cudaErrorStreamCaptureUnsupported); }
     if (height == 0 || width == 0) { return cudaSuccess; }
-    if (width > dpitch || width > spitch) { return set_error(cudaErrorInvalidPitchValue); }
-    cudaError_t e = check_copy(dst, src, width, kind, "cudaMemcpy2D (first row)");
-    if (e == cudaSuccess) {
-        e = check_copy((char*)dst + dpitch * (height - 1), (const char*)src + spitch * (height - 1), width, kind,
-                       "cudaMemcpy2D (last row)");
-    }
+    cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2D");
     if (e != cudaSuccess) { return e; }
-    for (size_t r = 0; r < height; r++) { memmove((char*)dst + r * dpitch, (const char*)src + r * spitch, width); }
+    copy_2d(dst, dpitch, src, spitch, width, height);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind kind, cudaStream_t stream) {
     if (height == 0 || width == 0) { return cudaSuccess; }
-    if (width > dpitch || width > spitch) { return set_error(cudaErrorInvalidPitchValue); }
-    cudaError_t e = check_copy(dst, src, width, kind, "cudaMemcpy2DAsync (first row)");
-    if (e == cudaSuccess) {
-        e = check_copy((char*)dst + dpitch * (height - 1), (const char*)src + spitch * (height - 1), width, kind,
-                       "cudaMemcpy2DAsync (last row)");
-    }
+    cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2DAsync");
     if (e != cudaSuccess) { return e; }
-    return emu::enqueue(stream, [=] {
-        for (size_t r = 0; r < height; r++) { memmove((char*)dst + r * dpitch, (const char*)src + r * spitch, width); }
-    });
+    return emu::enqueue(stream, [=] { copy_2d(dst, dpitch, src, spitch, width, height); });
 }
 static cudaError_t check_set(void* p, size_t n, const char* what) {
     if (n && !emu::is_device_range(p, n)) {

@@ -855,6 +855,40 @@ static void line_of(const char* out, const char* key, char* line, size_t n) {
     }
 }
 
+// cudaMemcpy2D / cudaMemcpy2DAsync: a (5 x 3) block of ints out of rows of 7 into rows of 4, and a pitch
+// narrower than the width is refused, as the runtime refuses it.
+static void test_memcpy_2d(void) {
+    enum { R = 5, SW = 7, DW = 4, W = 3 };
+    int hs[R * SW], hd[R * DW], want[R * DW];
+    for (int i = 0; i < R * SW; i++) { hs[i] = 100 + i; }
+    for (int r = 0; r < R; r++) {
+        for (int c = 0; c < DW; c++) { want[r * DW + c] = c < W ? hs[r * SW + c] : -1; }
+    }
+    int* ds = (int*)dev_alloc(sizeof(hs));
+    int* dd = (int*)dev_alloc(sizeof(hd));
+    to_dev(ds, hs, sizeof(hs));
+    for (int async = 0; async < 2; async++) {
+        cudaCheck(cudaMemset(dd, 0xff, sizeof(hd)));
+        if (async) {
+            cudaCheck(cudaMemcpy2DAsync(dd, DW * sizeof(int), ds, SW * sizeof(int), W * sizeof(int), R,
+                                        cudaMemcpyDeviceToDevice, 0));
+            cudaCheck(cudaStreamSynchronize(0));
+        } else {
+            cudaCheck(cudaMemcpy2D(dd, DW * sizeof(int), ds, SW * sizeof(int), W * sizeof(int), R,
+                                   cudaMemcpyDeviceToDevice));
+        }
+        to_host(hd, dd, sizeof(hd));
+        CHECK(!memcmp(hd, want, sizeof(hd)), "%s: a pitched block lands row by row, the gaps untouched",
+              async ? "cudaMemcpy2DAsync" : "cudaMemcpy2D");
+    }
+    cudaError_t e = cudaMemcpy2D(dd, 2 * sizeof(int), ds, SW * sizeof(int), W * sizeof(int), R,
+                                 cudaMemcpyDeviceToDevice);
+    CHECK(e == cudaErrorInvalidPitchValue, "cudaMemcpy2D with width > dpitch: %s", cudaGetErrorName(e));
+    (void)cudaGetLastError();
+    cudaCheck(cudaFree(ds));
+    cudaCheck(cudaFree(dd));
+}
+
 #define CHILD_OUT (1 << 16)
 
 static void test_order(void) {
@@ -940,6 +974,7 @@ int main(int argc, char** argv) {
     test_sync_and_atomics();
     test_launch_limits();
 #ifdef LLMC_EMU
+    test_memcpy_2d();
     test_order();
     test_child_errors();
 #endif
