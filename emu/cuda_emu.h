@@ -105,7 +105,8 @@ void warp_collective(unsigned mask, const char* what, const void* in, size_t in_
                      CombineFn combine);
 
 // cp.async: `bytes` bytes to shared memory, of which `src_bytes` are read from src (the rest
-// zero-filled); the write lands at cp_async_wait(), not before
+// zero-filled); the destination reads as poison (0xff bytes) from the issue on, and the data
+// lands at the cp_async_wait() that covers its group, not before
 void cp_async(void* dst, const void* src, int bytes, int src_bytes);
 void cp_async_commit();
 void cp_async_wait(int n);

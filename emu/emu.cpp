@@ -588,6 +588,11 @@ void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
     op.group = f->cp_group;
     memset(op.data, 0, sizeof(op.data));
     if (src_bytes) { memcpy(op.data, src, src_bytes); }
+    // From issue to wait_group the destination's bytes are undefined: the copy may land at any
+    // moment in between. They read as poison (0xff, a NaN) until the wait, so a reader that
+    // is too early (no wait) and a reader of the old contents that is too late (a missing
+    // barrier before a refill: write-after-read) both see NaN, in every thread order.
+    memset(dst, 0xff, (size_t)bytes);
     f->cp_ops.push_back(op);
 }
 void cp_async_commit() { current_fiber("cp.async.commit_group")->cp_group++; }

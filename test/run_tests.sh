@@ -8,9 +8,11 @@ passed=0
 failed=0
 for cmd in "$@"; do
     echo "=== $cmd"
+    t0=$SECONDS
     out=$(bash -c "$cmd" 2>&1)
     rc=$?
     printf '%s\n' "$out"
+    echo "=== $((SECONDS - t0)) s: $cmd"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -n "$line" ]; then
         p=$(echo "$line" | awk '{print $1}')

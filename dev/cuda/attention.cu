@@ -259,7 +259,10 @@ int main(int argc, char** argv) {
         {2, 200, 4, 2, 128}, {1, 1000, 2, 2, 128}, {1, 1024, 4, 1, 128}, {4, 33, 4, 4, 128},
     };
     int all_ok = 1;
-    for (int s = 0; s < (int)(sizeof(shapes) / sizeof(shapes[0])); s++) { all_ok &= check(shapes[s], &rng); }
+    for (int s = 0; s < (int)(sizeof(shapes) / sizeof(shapes[0])); s++) {
+        if (small_only() && shapes[s].T >= 1000) { continue; }  // large
+        all_ok &= check(shapes[s], &rng);
+    }
     if (!all_ok) {
         printf("attention: some checks FAILED\n");
         return 1;

@@ -124,6 +124,7 @@ int main(void) {
                              {128, 768, 1280, 0}, {64, 256, 512, 1}, {96, 768, 2048, 8}, {200, 768, 50304, 0}};
     int all_ok = 1;
     for (int s = 0; s < (int)(sizeof(shapes) / sizeof(shapes[0])); s++) {
+        if (small_only() && shapes[s][2] > 2048) { continue; }  // large
         all_ok &= check(&ctx, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], &rng);
     }
     if (!all_ok) {
