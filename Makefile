@@ -74,11 +74,11 @@ $(info ---------------------------------------------)
 
 HEADERS = $(wildcard llmc/*.h)
 TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
-            test_tokenizer_parity gen_shard
+            test_tokenizer_parity test_train_tokenizer test_safetensors hf_logits gen_shard
 
 .PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu test-emu emu-build
 
-all: train_gpt infer_cpu make_shards
+all: train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf
 
 help:
 	@echo "make quickstart    prepare the default corpus, train a small model, sample from it"
@@ -86,6 +86,7 @@ help:
 	@echo "make infer_cpu     sampling on the CPU with a KV cache"
 	@echo "make infer         sampling on the GPU (needs nvcc; runs on an NVIDIA GPU)"
 	@echo "make make_shards   text files -> token shards"
+	@echo "make train_tokenizer  text files -> a byte-level BPE tokenizer of your vocabulary size (docs/tokenizer.md)"
 	@echo "make dev-cuda      the CUDA kernel harnesses of dev/cuda (needs nvcc; run them on a GPU)"
 	@echo "make train_gpt_cuda  the GPU trainer (needs nvcc; runs on an NVIDIA GPU)"
 	@echo "make test-gpu      on a GPU: the GPU trainer against the reference, and every dev/cuda check"
@@ -102,6 +103,21 @@ infer_cpu: infer.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 make_shards: data/make_shards.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+train_tokenizer: train_tokenizer.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_train_tokenizer: test/test_train_tokenizer.c test/test.h $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+# Hugging Face folders out and in (docs/interop.md)
+export_hf: export_hf.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+import_hf: import_hf.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+hf_logits: test/hf_logits.c $(HEADERS)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+test_safetensors: test/test_safetensors.c test/test.h $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 test_gpt: test/test_gpt.c test/ref_state.h train_gpt.c $(HEADERS)
@@ -128,9 +144,11 @@ gen_shard: test/gen_shard.c $(HEADERS)
 CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
             "bash test/test_cli.sh ./train_gpt" "bash data/get_tokenizer.sh && ./test_tokenizer" \
             "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
-            "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt"
+            "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt" \
+            "./test_train_tokenizer ./train_tokenizer" "./test_safetensors" \
+            "bash test/test_hf.sh ./export_hf ./import_hf ./hf_logits"
 
-test: train_gpt infer_cpu make_shards $(TEST_BINS) emu-build
+test: train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf $(TEST_BINS) emu-build
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS) $(EMU_TEST)
 
 # the same tests, built with AddressSanitizer + UBSan into build-san/, and the emulated
@@ -140,6 +158,12 @@ test-san:
 	@$(MAKE) --no-print-directory emu-build EMU_SAN=1
 	$(CC) $(SAN_FLAGS) train_gpt.c -o build-san/train_gpt $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gpt.c -o build-san/test_gpt $(LDLIBS)
+	$(CC) $(SAN_FLAGS) train_tokenizer.c -o build-san/train_tokenizer $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_train_tokenizer.c -o build-san/test_train_tokenizer $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/test_safetensors.c -o build-san/test_safetensors $(LDLIBS)
+	$(CC) $(SAN_FLAGS) export_hf.c -o build-san/export_hf $(LDLIBS)
+	$(CC) $(SAN_FLAGS) import_hf.c -o build-san/import_hf $(LDLIBS)
+	$(CC) $(SAN_FLAGS) test/hf_logits.c -o build-san/hf_logits $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_gradcheck.c -o build-san/test_gradcheck $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_kvcache.c -o build-san/test_kvcache $(LDLIBS)
 	$(CC) $(SAN_FLAGS) test/test_dataloader.c -o build-san/test_dataloader $(LDLIBS)
@@ -154,7 +178,9 @@ test-san:
 	  "build-san/test_gpt" "build-san/test_gradcheck" "build-san/test_kvcache" "build-san/test_dataloader" \
 	  "build-san/test_checkpoint" "build-san/test_misc" "build-san/test_tokenizer" \
 	  "bash test/test_cli.sh build-san/train_gpt" "bash test/test_make_shards.sh build-san/make_shards" \
-	  "bash test/test_infer.sh build-san/infer_cpu" $(EMU_SAN_TEST)
+	  "bash test/test_infer.sh build-san/infer_cpu" \
+	  "build-san/test_train_tokenizer build-san/train_tokenizer" "build-san/test_safetensors" \
+	  "bash test/test_hf.sh build-san/export_hf build-san/import_hf build-san/hf_logits" $(EMU_SAN_TEST)
 
 quickstart:
 	@bash scripts/quickstart.sh
@@ -215,6 +241,12 @@ EMU_CXXFLAGS = -std=c++17 -g -fopenmp -fno-strict-aliasing -I. -I$(CUDA_HOME)/in
 EMU_SAN_FLAGS = -O2 -fsanitize=address,undefined -fno-sanitize=null -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 EMU_CU = -x c++ -include emu/cuda_emu.h
 EMU_LIB = $(EMU_DIR)/emu.o $(EMU_DIR)/cublaslt.o $(EMU_DIR)/dyn_smem.o
+# the emulated trainer's data parallelism: with Open MPI, -DUSE_MPI and -DUSE_NCCL
+# against emu/include/nccl.h (first on the include path), implemented by
+# emu/nccl.cpp over MPI; every device of an mpirun job is the CPU of its process
+EMU_MPI := $(if $(MPI_SHOWME),yes,no)
+EMU_COMM_FLAGS = $(if $(filter yes,$(EMU_MPI)),-Iemu/include -DUSE_MPI -DUSE_NCCL -DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX $(filter -I%,$(MPI_SHOWME)))
+EMU_COMM_LIB = $(if $(filter yes,$(EMU_MPI)),$(EMU_DIR)/nccl.o $(filter -L% -l%,$(MPI_LDLIBS)))
 EMU_SOURCES = $(wildcard llmc/*.cuh dev/cuda/*.cu test/*.cu) train_gpt.cu infer.cu emu/test_emu.cu
 EMU_BINS = $(addprefix $(EMU_DIR)/,$(DEV_CUDA_BINS) test_emu test_gpt_cuda test_infer_gpu train_gpt_cuda infer)
 
@@ -222,6 +254,8 @@ $(EMU_DIR)/emu.o: emu/emu.cpp emu/cuda_emu.h emu/ptx.h | $(EMU_DIR)/
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 $(EMU_DIR)/cublaslt.o: emu/cublaslt.cpp | $(EMU_DIR)/
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(EMU_DIR)/nccl.o: emu/nccl.cpp emu/include/nccl.h | $(EMU_DIR)/
+	$(CXX) $(EMU_COMM_FLAGS) $(EMU_CXXFLAGS) -c $< -o $@
 $(EMU_DIR)/dyn_smem.o: $(EMU_SOURCES) emu/gen_dyn_smem.sh | $(EMU_DIR)/
 	bash emu/gen_dyn_smem.sh $(EMU_DIR)/dyn_smem.cpp $(EMU_SOURCES)
 	$(CXX) $(EMU_CXXFLAGS) -c $(EMU_DIR)/dyn_smem.cpp -o $@
@@ -235,13 +269,13 @@ $(EMU_DIR)/test_gpt_cuda: test/test_gpt.cu test/ref_state.h test/test.h train_gp
 	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
 $(EMU_DIR)/test_infer_gpu: test/test_infer_gpu.cu infer.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
 	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
-$(EMU_DIR)/train_gpt_cuda: train_gpt.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
-	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
+$(EMU_DIR)/train_gpt_cuda: train_gpt.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h $(if $(filter yes,$(EMU_MPI)),$(EMU_DIR)/nccl.o emu/include/nccl.h)
+	$(CXX) $(EMU_COMM_FLAGS) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) $(EMU_COMM_LIB) -o $@
 $(EMU_DIR)/infer: infer.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
 	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
 
 # the emulated suite as one entry of test/run_tests.sh (test, test-san)
-EMU_TEST = $(if $(filter yes,$(EMU_FOUND)),"bash test/test_emu.sh build-emu")
+EMU_TEST = $(if $(filter yes,$(EMU_FOUND)),"bash test/test_emu.sh build-emu" "bash test/test_mpi_gpu.sh build-emu/train_gpt_cuda")
 EMU_SAN_TEST = $(if $(filter yes,$(EMU_FOUND)),"EMU_QUICK=1 TRAIN=build-san/train_gpt bash test/test_emu.sh build-emu-san")
 
 emu-build:
@@ -254,7 +288,8 @@ endif
 test-emu: train_gpt infer_cpu gen_shard
 ifeq ($(EMU_FOUND),yes)
 	@$(MAKE) --no-print-directory $(EMU_BINS)
-	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash test/test_emu.sh $(EMU_DIR)
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh "bash test/test_emu.sh $(EMU_DIR)" \
+	  "bash test/test_mpi_gpu.sh $(EMU_DIR)/train_gpt_cuda"
 else
 	@echo "emu: no CUDA toolkit headers under $(CUDA_HOME)/include: the emulated suite is skipped"
 	@echo "emu: 0 passed, 0 failed"
@@ -266,4 +301,4 @@ fuzz:
 	@bash test/fuzz/run_fuzz.sh
 
 clean:
-	rm -rf train_gpt infer_cpu make_shards bench_tokenizer $(TEST_BINS) build-san build-emu build-emu-san fuzz-build train_gpt_cuda test_gpt_cuda infer test_infer_gpu
+	rm -rf train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf hf_logits bench_tokenizer $(TEST_BINS) build-san build-emu build-emu-san fuzz-build train_gpt_cuda test_gpt_cuda infer test_infer_gpu

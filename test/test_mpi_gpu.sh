@@ -1,33 +1,55 @@
 #!/usr/bin/env bash
-# test_mpi_gpu.sh: data-parallel training of the GPU trainer (train_gpt_cuda) on
-# one GPU, on synthetic shards made by ./gen_shard (docs/distributed.md):
+# test_mpi_gpu.sh: data-parallel training of the GPU trainer (train_gpt_cuda), on
+# synthetic shards made by ./gen_shard (docs/distributed.md), on a GPU or on the
+# CPU backend (a build-emu/ trainer, docs/emu.md: every process its own emulated
+# device, EMU_DEVICES of them, NCCL carried over MPI by emu/nccl.cpp):
 #   - mpirun -np 1 (NCCL when built with it) is bit-identical to a plain run, and
 #     so is a job of one rank started without MPI (RANK / WORLD_SIZE and a
 #     rendezvous file: the NCCL setup path of clusters without MPI);
-#   - 2 ranks sharing the GPU with the host-staged backend (-cb mpi) and -b B log
-#     the same losses, gradient norms and validation losses as one process with
-#     -b 2B, -sh 0, within bf16 tolerances: losses rel 1e-2, gradient norms rel
-#     5e-2 (plus 1e-3 absolute). Not bit-equal: with a different B the matmuls
-#     sum the weight gradients over other row blocks, and the stochastically
-#     rounded bf16 weights amplify the last-bit differences a little each step;
+#   - 2 ranks with -b B, with the host-staged backend (-cb mpi, ranks may share a
+#     GPU) and with NCCL (-cb nccl, one GPU each: on the backend, or on a machine
+#     with 2 GPUs), log the same losses, gradient norms and validation losses as one
+#     process with -b 2B, -sh 0, within bf16 tolerances: losses rel 1e-2, gradient
+#     norms rel 5e-2 (plus 1e-3 absolute); so do 3 ranks (a parameter count that
+#     does not split evenly) against one process with -b 3B; the two backends give
+#     identical losses on the backend (both reduce in rank order). Not bit-equal to
+#     one process: with a different B the matmuls sum the weight gradients over
+#     other row blocks, and the stochastically rounded bf16 weights amplify the
+#     last-bit differences a little each step;
+#   - the 2-rank GPU run against the fp32 CPU trainer's 2-rank run (./train_gpt
+#     over MPI) on the same data: the same tolerances;
 #   - a 2-rank run stopped at a checkpoint and resumed ends with bit-identical
-#     losses, model file and per-rank state files (each half the optimizer state);
+#     losses, model file and per-rank state files (each half the optimizer state),
+#     with each backend;
 #   - resuming with another process count is refused with comm.h's one line;
 #   - ranks started with different flags (-b, or -cb) stop with a one-line error;
 #   - NCCL with two ranks on one GPU fails with an error, in bounded time;
-#   - one rank killed with SIGKILL ends the job, non-zero, within 30 s.
-# Skipped (0 failed) without mpirun, without a GPU, or when train_gpt_cuda was
-# built without MPI.
+#   - one rank killed with SIGKILL ends the job, non-zero, within 30 s (each backend).
+# Skipped (0 failed) without mpirun, when train_gpt_cuda was built without MPI, or
+# (a GPU build) without a GPU.
 #   usage: bash test/test_mpi_gpu.sh ./train_gpt_cuda     (from the repository root)
+#          bash test/test_mpi_gpu.sh build-emu/train_gpt_cuda
 set -u
 TRAIN=${1:-./train_gpt_cuda}
+CPU_TRAIN=${CPU_TRAIN:-./train_gpt}
 . test/lib.sh
 
 command -v mpirun > /dev/null || skip "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"
 "$TRAIN" --help 2>&1 | grep -q "built with MPI" || skip "$TRAIN was built without MPI"
-command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU || skip "no GPU (nvidia-smi -L)"
 HAVE_NCCL=0
 "$TRAIN" --help 2>&1 | grep -q "default nccl" && HAVE_NCCL=1
+if "$TRAIN" --help 2>&1 | grep -q "CPU backend"; then
+    EMU=1
+    export EMU_DEVICES=3  # one emulated device per rank, up to 3 ranks; the duplicate-GPU case sets 1
+    NGPU=3
+else
+    EMU=0
+    command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q GPU || skip "no GPU (nvidia-smi -L)"
+    NGPU=$(nvidia-smi -L | grep -c GPU)
+fi
+# NCCL_RANKS: how many ranks NCCL can take here (one per GPU)
+NCCL_RANKS=0
+[ $HAVE_NCCL -eq 1 ] && NCCL_RANKS=$NGPU
 
 setup_mpirun
 MPI_TIMEOUT=180
@@ -85,18 +107,45 @@ if [ $HAVE_NCCL -eq 1 ]; then
     fi
 fi
 
-# 2. two ranks x B 2 on one GPU (host-staged) vs one process x B 4; with gradient
-#    accumulation and clipping too
+# 2. two ranks x B 2 vs one process x B 4; with gradient accumulation and
+#    clipping too; with each backend that can run here
 "$TRAIN" $M -b 4 -x 6 -gc 0 -ml "$W/e1.jsonl" > "$W/e1.txt" 2>&1 || bad "1-process run failed: $(tail -3 "$W/e1.txt")"
-mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 6 -gc 0 -ml "$W/e2.jsonl" > "$W/e2.txt" 2>&1 || bad "2-rank run failed: $(tail -3 "$W/e2.txt")"
-grep -q "processes 2" "$W/e2.txt" && ok "2-rank run reports 2 processes" || bad "2-rank run: $(grep batch "$W/e2.txt")"
-compare_metrics "2 ranks x B2 (-cb mpi) vs 1 x B4, no clipping, 6 steps" "$W/e1.jsonl" "$W/e2.jsonl"
 "$TRAIN" $M -b 4 -x 6 -d 256 -gc 0.5 -ml "$W/g1.jsonl" > "$W/g1.txt" 2>&1 || bad "1-process accum run failed: $(tail -3 "$W/g1.txt")"
-mpi -np 2 "$TRAIN" -cb mpi $M -b 2 -x 6 -d 256 -gc 0.5 -ml "$W/g2.jsonl" > "$W/g2.txt" 2>&1 || bad "2-rank accum run failed: $(tail -3 "$W/g2.txt")"
-compare_metrics "2 ranks, grad accum 2, clipping at 0.5" "$W/g1.jsonl" "$W/g2.jsonl"
+BACKENDS="mpi"
+[ $NCCL_RANKS -ge 2 ] && BACKENDS="mpi nccl"
+for cb in $BACKENDS; do
+    mpi -np 2 "$TRAIN" -cb $cb $M -b 2 -x 6 -gc 0 -ml "$W/e2$cb.jsonl" > "$W/e2$cb.txt" 2>&1 || bad "2-rank run (-cb $cb) failed: $(tail -3 "$W/e2$cb.txt")"
+    grep -q "processes 2" "$W/e2$cb.txt" && grep -q "communication: $cb" "$W/e2$cb.txt" && ok "2-rank run reports 2 processes, -cb $cb" ||
+        bad "2-rank run (-cb $cb): $(grep -m1 batch "$W/e2$cb.txt"); $(grep -m1 communication "$W/e2$cb.txt")"
+    compare_metrics "2 ranks x B2 (-cb $cb) vs 1 x B4, no clipping, 6 steps" "$W/e1.jsonl" "$W/e2$cb.jsonl"
+    mpi -np 2 "$TRAIN" -cb $cb $M -b 2 -x 6 -d 256 -gc 0.5 -ml "$W/g2$cb.jsonl" > "$W/g2$cb.txt" 2>&1 || bad "2-rank accum run (-cb $cb) failed: $(tail -3 "$W/g2$cb.txt")"
+    compare_metrics "2 ranks (-cb $cb), grad accum 2, clipping at 0.5" "$W/g1.jsonl" "$W/g2$cb.jsonl"
+done
+if [ $EMU -eq 1 ] && [ $NCCL_RANKS -ge 2 ]; then
+    # both backends sum in rank order on the backend (comm.h's reduce-scatter, emu/nccl.cpp)
+    if diff <(losses "$W/e2mpi.txt") <(losses "$W/e2nccl.txt") > /dev/null && [ -n "$(losses "$W/e2mpi.txt")" ]; then
+        ok "-cb nccl and -cb mpi: identical losses and norms (2 ranks, 6 steps)"
+    else
+        bad "-cb nccl and -cb mpi differ: $(diff <(losses "$W/e2mpi.txt") <(losses "$W/e2nccl.txt") | head -4)"
+    fi
+fi
+# three ranks: the parameters do not split evenly over 3 (ZeRO-1 padding)
+cb3=mpi
+[ $NCCL_RANKS -ge 3 ] && cb3=nccl
+"$TRAIN" $M -b 6 -x 6 -gc 0.5 -ml "$W/t1.jsonl" > "$W/t1.txt" 2>&1 || bad "1-process B6 run failed: $(tail -3 "$W/t1.txt")"
+mpi -np 3 "$TRAIN" -cb $cb3 $M -b 2 -x 6 -gc 0.5 -ml "$W/t3.jsonl" > "$W/t3.txt" 2>&1 || bad "3-rank run failed: $(tail -3 "$W/t3.txt")"
+compare_metrics "3 ranks x B2 (-cb $cb3) vs 1 x B6, clipping at 0.5" "$W/t1.jsonl" "$W/t3.jsonl"
+# the fp32 CPU trainer over MPI, same data and flags: the GPU trainer's numbers within bf16 tolerances
+if "$CPU_TRAIN" --help 2>&1 | grep -q "built with MPI"; then
+    mpi -np 2 "$CPU_TRAIN" $M -b 2 -x 6 -gc 0 -ml "$W/c2.jsonl" > "$W/c2.txt" 2>&1 || bad "CPU 2-rank run failed: $(tail -3 "$W/c2.txt")"
+    compare_metrics "2 GPU ranks (-cb mpi) vs 2 CPU ranks (train_gpt, fp32)" "$W/c2.jsonl" "$W/e2mpi.jsonl"
+fi
 
-# 3. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical
-check_resume_2ranks 0 -cb mpi
+# 3. resume of a 2-rank run: stopped after checkpoint 4, resumed, bit-identical (each backend)
+for cb in $BACKENDS; do
+    rm -rf "$W/a" "$W/b"
+    check_resume_2ranks 0 -cb $cb
+done
 
 # 4. resume with another process count: refused, one line
 "$TRAIN" $M -b 2 -x 8 -n 4 -o "$W/a" -y 1 > "$W/w1.txt" 2> "$W/w1.err"
@@ -124,10 +173,10 @@ if [ $HAVE_NCCL -eq 1 ]; then
         bad "mismatched -cb: exit $rc, $(head -c 300 "$W/x.err")"
     fi
     # 6. NCCL takes one process per GPU: two ranks on one GPU must fail, not hang
-    ngpu=$(nvidia-smi -L | grep -c GPU)
-    if [ "$ngpu" -eq 1 ]; then
+    #    (on the backend: one emulated device per process)
+    if [ $NGPU -eq 1 ] || [ $EMU -eq 1 ]; then
         t0=$(date +%s)
-        LLMC_COMM_TIMEOUT=60 LLMC_RENDEZVOUS_TIMEOUT=60 mpi -np 2 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/n.txt" 2> "$W/n.err"
+        EMU_DEVICES=1 LLMC_COMM_TIMEOUT=60 LLMC_RENDEZVOUS_TIMEOUT=60 mpi -np 2 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/n.txt" 2> "$W/n.err"
         rc=$?
         if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error" "$W/n.err"; then
             ok "-cb nccl with 2 ranks on 1 GPU -> exit $rc in $(( $(date +%s) - t0 )) s: $(grep -m1 '^error' "$W/n.err")"
@@ -137,7 +186,9 @@ if [ $HAVE_NCCL -eq 1 ]; then
     fi
 fi
 
-# 7. one rank killed with SIGKILL mid-run (-cb mpi): the job ends, non-zero, within 30 s
-check_killed_rank train_gpt_cuda 300 0 -np 2 "$TRAIN" -cb mpi $M -b 2 -x 100000 -v 0
+# 7. one rank killed with SIGKILL mid-run: the job ends, non-zero, within 30 s
+for cb in $BACKENDS; do
+    check_killed_rank train_gpt_cuda 300 0 -np 2 "$TRAIN" -cb $cb $M -b 2 -x 100000 -v 0
+done
 
 finish

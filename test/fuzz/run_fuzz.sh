@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.." || exit 2
 
 CC=${FUZZ_CC:-clang}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${*:-shard checkpoint state}
+TARGETS=${*:-shard checkpoint state safetensors}
 # -O1 -g: readable reports; -fno-sanitize-recover: UB aborts, so libFuzzer sees it
 FLAGS="-O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-function -I. -DLLMC_DIE_LONGJMP \
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
@@ -52,7 +52,8 @@ for t in $TARGETS; do
         shard) max_len=4096 ;;
         checkpoint) max_len=16384 ;;
         state) max_len=8192 ;;
-        *) echo "error: unknown fuzz target '$t' (shard, checkpoint, state)"; exit 2 ;;
+        safetensors) max_len=8192 ;;
+        *) echo "error: unknown fuzz target '$t' (shard, checkpoint, state, safetensors)"; exit 2 ;;
     esac
     echo "=== fuzz_$t: building"
     # shellcheck disable=SC2086
