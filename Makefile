@@ -229,13 +229,14 @@ test-gpu: train_gpt_cuda test_gpt_cuda infer test_infer_gpu infer_cpu train_gpt 
 # next to nvcc, or under CUDA_HOME. `make test-emu` builds and runs, at small
 # shapes: every dev/cuda check, test_gpt.cu, test_infer_gpu.cu, and train_gpt.cu /
 # infer.cu against the CPU programs (test/test_emu.sh); `make test` runs it.
-#   -O2 -g           the emulated kernels run for real in the tests; -g for the reports
+#   -O2 -g1          the emulated kernels run for real in the tests; -g1: line tables for
+#                    the sanitizer and debugger backtraces at no build cost (-g costs 40%)
 #   -fno-strict-aliasing  the kernels reinterpret bytes (Packed128, fragments) as the GPU allows
 #   EMU_SAN=1        the same under AddressSanitizer + UBSan, into build-emu-san/ (make test-san)
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 EMU_FOUND := $(shell test -f $(CUDA_HOME)/include/cuda_runtime.h -a -f $(CUDA_HOME)/include/cublasLt.h && echo yes || echo no)
 EMU_DIR := $(if $(filter 1,$(EMU_SAN)),build-emu-san,build-emu)
-EMU_CXXFLAGS = -std=c++17 -g -fopenmp -fno-strict-aliasing -I. -I$(CUDA_HOME)/include -DLLMC_EMU \
+EMU_CXXFLAGS = -std=c++17 -g1 -fopenmp -fno-strict-aliasing -I. -I$(CUDA_HOME)/include -DLLMC_EMU \
                -Wall -Wextra -Wno-unused-function -Wno-unknown-pragmas -Werror -fno-extern-tls-init \
                $(if $(filter 1,$(EMU_SAN)),$(EMU_SAN_FLAGS),-O2)
 EMU_SAN_FLAGS = -O2 -fsanitize=address,undefined -fno-sanitize=null -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -23,6 +23,7 @@
 #include <string.h>
 #include "llmc/checkpoint.h"
 #include "llmc/config.h"
+#include "llmc/dataloader.h"
 #include "llmc/gpt_cpu.h"
 #include "llmc/json.h"
 #include "llmc/rand.h"
@@ -34,16 +35,18 @@ typedef struct {
     const char* model_path;
     const char* out_dir;
     const char* tok_path;  // NULL: no tokenizer files
+    const char* val_pattern;  // -j: -lossy measures on these token shards (NULL: random tokens)
     int dtype;             // ST_F32 or ST_BF16
     int lossy;
 } ExportArgs;
 
 static void usage(const char* prog) {
     fprintf(stderr,
-            "usage: %s <model.bin> <out_dir> [-dtype bf16|fp32] [-lossy] [-tok tokenizer.bin]\n"
+            "usage: %s <model.bin> <out_dir> [-dtype bf16|fp32] [-lossy [-j val_shards]] [-tok tokenizer.bin]\n"
             "  -dtype   tensor dtype in model.safetensors (default fp32)\n"
             "  -lossy   export a model with logit_softcap != 0 or parallel_block = 1 anyway, without\n"
-            "           those features, and print the largest logit change that causes\n"
+            "           those features, and print the largest logit change and the loss change that causes\n"
+            "  -j       with -lossy: measure on 4 sequences of these token shards (default: random tokens)\n"
             "  -tok     our version-3 tokenizer file: also writes tokenizer.json and tokenizer_config.json\n",
             prog);
 }
@@ -55,10 +58,11 @@ static void parse_args(ExportArgs* a, int argc, char** argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { usage(argv[0]); exit(0); }
         if (strcmp(argv[i], "-lossy") == 0) { a->lossy = 1; continue; }
-        if (strcmp(argv[i], "-dtype") == 0 || strcmp(argv[i], "-tok") == 0) {
+        if (strcmp(argv[i], "-dtype") == 0 || strcmp(argv[i], "-tok") == 0 || strcmp(argv[i], "-j") == 0) {
             if (i + 1 >= argc) { die("flag %s needs a value", argv[i]); }
             const char* v = argv[++i];
             if (strcmp(argv[i - 1], "-tok") == 0) { a->tok_path = v; continue; }
+            if (strcmp(argv[i - 1], "-j") == 0) { a->val_pattern = v; continue; }
             if (strcmp(v, "bf16") == 0) { a->dtype = ST_BF16; }
             else if (strcmp(v, "fp32") == 0) { a->dtype = ST_F32; }
             else { die("flag -dtype: '%s' is not bf16 or fp32", v); }
@@ -74,24 +78,37 @@ static void parse_args(ExportArgs* a, int argc, char** argv) {
 }
 
 // ----------------------------------------------------------------------------
-// -lossy: how far do the logits move without the unsupported features?
-
-static float lossy_logit_diff(GPT* model) {
+// -lossy: how far do the logits and the loss move without the unsupported
+// features? On 4 sequences of T (<= 64) tokens: from the shards of `val_pattern`,
+// or random tokens when NULL. *loss_diff: the mean next-token loss without them
+// minus with them (positive: the export predicts worse).
+static float lossy_logit_diff(GPT* model, const char* val_pattern, float* loss_diff) {
     GPTConfig* c = &model->config;
     int T = c->max_seq_len < 64 ? c->max_seq_len : 64, B = 1, V = c->vocab_size, Vp = c->padded_vocab_size;
-    int* tokens = (int*)mallocCheck((size_t)T * sizeof(int));
+    int* tokens = (int*)mallocCheck((size_t)(T + 1) * sizeof(int));
     float* ref = (float*)mallocCheck((size_t)T * Vp * sizeof(float));
+    DataLoader dl;
+    if (val_pattern != NULL) { dataloader_init(&dl, val_pattern, 1, (size_t)T, 0, 1, V, 0, 0); }
     uint64_t rng = 20261207;
     float maxd = 0.0f;
+    double dloss = 0.0;
     GPTConfig orig = *c;
     for (int s = 0; s < 4; s++) {
-        for (int i = 0; i < T; i++) { tokens[i] = (int)rng_below(&rng, (uint64_t)V); }
+        if (val_pattern != NULL) {
+            dataloader_next_batch(&dl);
+            memcpy(tokens, dl.inputs, (size_t)T * sizeof(int));
+            tokens[T] = dl.targets[T - 1];
+        } else {
+            for (int i = 0; i <= T; i++) { tokens[i] = (int)rng_below(&rng, (uint64_t)V); }
+        }
         *c = orig;
-        gpt_forward(model, tokens, NULL, B, T, 0.0f);
+        gpt_forward(model, tokens, tokens + 1, B, T, 0.0f);
+        float loss_ref = model->mean_loss;
         memcpy(ref, model->acts.logits, (size_t)T * Vp * sizeof(float));
         c->logit_softcap = 0.0f;
         c->parallel_block = 0;
-        gpt_forward(model, tokens, NULL, B, T, 0.0f);
+        gpt_forward(model, tokens, tokens + 1, B, T, 0.0f);
+        dloss += (double)model->mean_loss - loss_ref;
         for (int t = 0; t < T; t++) {
             for (int v = 0; v < V; v++) {
                 float d = fabsf(ref[(size_t)t * Vp + v] - model->acts.logits[(size_t)t * Vp + v]);
@@ -100,8 +117,10 @@ static float lossy_logit_diff(GPT* model) {
         }
     }
     *c = orig;
+    if (val_pattern != NULL) { dataloader_free(&dl); }
     free(tokens);
     free(ref);
+    *loss_diff = (float)(dloss / 4);
     return maxd;
 }
 
@@ -322,6 +341,7 @@ static void write_tokenizer(const Tokenizer* t, const GPTConfig* c, const char* 
 int main(int argc, char** argv) {
     ExportArgs a;
     parse_args(&a, argc, argv);
+    if (a.val_pattern != NULL && !a.lossy) { die("flag -j is for -lossy's measurement only"); }
     GPT model;
     gpt_init_from_checkpoint(&model, a.model_path);
     GPTConfig* c = &model.config;
@@ -335,10 +355,12 @@ int main(int argc, char** argv) {
                 "block and prints the largest logit change", a.model_path);
         }
     } else if (c->logit_softcap != 0.0f || c->parallel_block) {
-        float d = lossy_logit_diff(&model);
-        printf("lossy export: %s%s%s dropped; max |logit difference| on 4 random sequences: %.6g\n",
+        float dl = 0.0f;
+        float d = lossy_logit_diff(&model, a.val_pattern, &dl);
+        printf("lossy export: %s%s%s dropped; on 4 %s sequences: max |logit difference| %.6g, "
+               "loss difference %+.6f\n",
                c->logit_softcap != 0.0f ? "logit_softcap" : "", c->logit_softcap != 0.0f && c->parallel_block ? " and " : "",
-               c->parallel_block ? "parallel_block" : "", d);
+               c->parallel_block ? "parallel_block" : "", a.val_pattern != NULL ? "validation" : "random-token", d, dl);
     }
     Tokenizer tok;
     int have_tok = 0;

@@ -85,14 +85,21 @@ static void gpu_model_check(const GPTConfig* c, const char* path) {
 // gpu_model_load: reads and validates the checkpoint (header, version, length), converts
 // the parameters to bf16 on the host in chunks, and copies them to the device once
 static void gpu_model_load(GPUModel* m, const char* path) {
-    int dtype;
-    FILE* fp = checkpoint_read_config(path, &m->config, &dtype);
+    int dtype = DTYPE_FP32;
+    const int hf = hf_is_folder(path);  // a Hugging Face folder (llmc/hf_import.h)
+    FILE* fp = NULL;
+    if (hf) { hf_read_config(path, &m->config); } else { fp = checkpoint_read_config(path, &m->config, &dtype); }
     const GPTConfig* c = &m->config;
     gpu_model_check(c, path);
     param_layout_init(&m->layout, c);
     size_t n = m->layout.num_parameters;
     uint16_t* host = (uint16_t*)mallocCheck(n * sizeof(uint16_t));
-    if (dtype == DTYPE_BF16) {
+    if (hf) {
+        float* f32 = (float*)mallocCheck(n * sizeof(float));
+        hf_read_params(path, c, f32);
+        for (size_t i = 0; i < n; i++) { host[i] = f32_to_bf16_rne(f32[i]); }
+        free(f32);
+    } else if (dtype == DTYPE_BF16) {
         freadCheck(host, sizeof(uint16_t), n, fp, path);
     } else {
         const size_t CH = (size_t)1 << 20;
@@ -104,7 +111,7 @@ static void gpu_model_load(GPUModel* m, const char* path) {
         }
         free(buf);
     }
-    fcloseCheck(fp, path);
+    if (fp != NULL) { fcloseCheck(fp, path); }
     cudaCheck(cudaMalloc(&m->params_memory, n * sizeof(bf16)));
     cudaCheck(cudaMemcpy(m->params_memory, host, n * sizeof(bf16), cudaMemcpyHostToDevice));
     free(host);

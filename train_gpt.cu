@@ -5,7 +5,9 @@
  * fp32 accumulation, fp32 master weights and AdamW state, the bf16 weights written
  * from the master with seeded stochastic rounding. Same command line, presets,
  * files, data loader, schedules and logging as train_gpt.c, through the shared
- * llmc/ headers; the layers are the kernels of the llmc .cuh headers, every matmul goes
+ * llmc/ headers; the training loop itself is llmc/train_loop.h's, which both
+ * trainers call with their model operations (TrainOps, at the end of this file);
+ * the layers are the kernels of the llmc .cuh headers, every matmul goes
  * through cuBLASLt (llmc/matmul.cuh).
  *
  *   make train_gpt_cuda
@@ -43,6 +45,7 @@
 #include "llmc/tokenizer.h"
 #include "llmc/train_args.h"
 #include "llmc/train_common.h"
+#include "llmc/train_loop.h"
 #include "llmc/utils.h"
 
 #include "llmc/cuda_common.cuh"
@@ -723,51 +726,29 @@ static double device_peak_bf16(const cudaDeviceProp* p) {
     return 0.0;
 }
 
-// one optimizer step: grad_accum micro-steps of (B, T) from the loader, the norm, the
-// update (or its skip). Returns the mean loss; *norm_out, *skipped_out set.
-typedef struct {
-    int B, T, grad_accum, overfit, nonfinite_fatal;
-    float zloss, grad_clip, weight_decay;
-    uint64_t run_seed;
-} StepArgs;
+// The optimizer step (gradient accumulation, the norm over ranks, clipping, the
+// non-finite skip) is llmc/train_loop.h's train_loop; these two are its GPU
+// operations (called through forward_backward_gpu / reduce_grads_gpu below).
 
-static float train_step(GPTCuda* m, DataLoader* loader, const StepArgs* sa, int step, int load_first, float lr,
-                        float* norm_out, int* skipped_out) {
-    gpt_zero_grad_cuda(m);
-    double loss_sum = 0.0;
-    for (int micro = 0; micro < sa->grad_accum; micro++) {
-        if (!sa->overfit || (load_first && micro == 0)) { dataloader_next_batch(loader); }
-        gpt_forward(m, loader->inputs, loader->targets, sa->B, sa->T, sa->zloss, 1.0f / sa->grad_accum, 1);
-        loss_sum += m->mean_loss;
-        gpt_backward(m, sa->B, sa->T);
-    }
-    // once per optimizer step: the shard's mean gradient, then the mean loss over
-    // ranks and the global norm from every shard's sum of squares (one GPU: the
-    // same floats as without any of this)
-    gpt_reduce_grads(m);
-    double red[2] = {loss_sum / sa->grad_accum, (double)gpt_grad_sumsq_cuda(m)};
-    if (m->comm != NULL) { comm_allreduce_f64(m->comm->host, red, 2, COMM_SUM); }
-    float loss = (float)(red[0] / m->world);
-    float norm = sqrtf((float)red[1]);
-    *skipped_out = 0;
-    if (!isfinite(loss) || !isfinite(norm)) {  // every rank sees the same loss and norm: all skip or none
-        if (sa->nonfinite_fatal) { die("step %d: non-finite loss %f or gradient norm %f (-nf 1)", step, loss, norm); }
-        if (m->rank == 0) {
-            fprintf(stderr, "warning: step %d: non-finite loss %f or gradient norm %f; the update is skipped\n", step,
-                    loss, norm);
-        }
-        gpt_skip_update_cuda(m, step, sa->run_seed);
-        *skipped_out = 1;
-    } else {
-        float scale = (sa->grad_clip > 0.0f && norm > sa->grad_clip) ? sa->grad_clip / norm : 1.0f;
-        gpt_update_cuda(m, lr, sa->weight_decay, scale, step, sa->run_seed);
-    }
-    gpt_sync(m, "the optimizer step");
-    *norm_out = norm;
-    return loss;
+// one micro-batch: the forward with targets and the backward, adding
+// loss_scale * d(mean loss) to m->grads; last: the optimizer step's last
+// micro-batch, after which the gradients are final. Returns the mean loss.
+static float gpt_forward_backward(GPTCuda* m, const int* inputs, const int* targets, int B, int T, float zloss,
+                                  float loss_scale, int last) {
+    (void)last;
+    gpt_forward(m, inputs, targets, B, T, zloss, loss_scale, 1);
+    gpt_backward(m, B, T);
+    return m->mean_loss;
 }
 
-// the model-specific halves of train_common.h's evaluation and sampling loops
+// after the last micro-batch: this rank's shard of the mean gradient over the
+// ranks, and that shard's sum of squares (synchronizes)
+static double gpt_reduce_grads_sumsq(GPTCuda* m) {
+    gpt_reduce_grads(m);
+    return (double)gpt_grad_sumsq_cuda(m);
+}
+
+// the model-specific halves of train_loop.h's evaluation and sampling loops
 static float forward_loss_cuda(void* model, const int* inputs, const int* targets, int B, int T, float zloss) {
     GPTCuda* m = (GPTCuda*)model;
     gpt_forward(m, inputs, targets, B, T, zloss, 1.0f, 0);
@@ -779,25 +760,6 @@ static const float* next_logits_cuda(void* model, const int* tokens, int t, floa
     gpt_forward(m, tokens, NULL, 1, t, 0.0f, 1.0f, 0);
     gpt_logits(m, t - 1, 1, scratch);
     return scratch;
-}
-
-// evaluate: mean loss over n batches of the loader from its start (n < 0: all)
-static float evaluate(GPTCuda* m, DataLoader* loader, int n, float zloss) {
-    return (float)eval_mean_loss(loader, n, zloss, forward_loss_cuda, m);
-}
-
-// evaluate_ranks: evaluate's mean averaged over the ranks (each read its own
-// slice of every batch); a collective
-static float evaluate_ranks(GPTCuda* m, DataLoader* loader, int n, float zloss, const Comm* comm) {
-    double mean = evaluate(m, loader, n, zloss);
-    comm_allreduce_f64(comm, &mean, 1, COMM_SUM);
-    return (float)(mean / comm->world);
-}
-
-// sample: sample_and_print for gen_tokens tokens (B = 1), at most the allocation's T
-static void sample(GPTCuda* m, Sampler* sampler, const Tokenizer* tok, int gen_tokens) {
-    sample_and_print(sampler, tok, gen_tokens, m->T, m->config.vocab_size, m->config.padded_vocab_size,
-                     next_logits_cuda, m);
 }
 
 // save_checkpoint: the fp32 master and AdamW moments come back to the host buffers
@@ -820,6 +782,58 @@ static void save_checkpoint(GPTCuda* m, GPT* host, const char* dir, const TrainS
 }
 
 #ifndef TESTING
+// ----------------------------------------------------------------------------
+// the model operations of the shared training loop (llmc/train_loop.h)
+
+typedef struct {
+    GPTCuda* m;
+    GPT* host;  // the host model: its buffers receive the master weights for checkpoints
+    float weight_decay;
+    uint64_t run_seed;
+} GpuTrainer;
+
+static void zero_grad_gpu(void* ctx) { gpt_zero_grad_cuda(((GpuTrainer*)ctx)->m); }
+
+static float forward_backward_gpu(void* ctx, const int* inputs, const int* targets, int B, int T, float zloss,
+                                  float loss_scale, int last) {
+    return gpt_forward_backward(((GpuTrainer*)ctx)->m, inputs, targets, B, T, zloss, loss_scale, last);
+}
+
+static double reduce_grads_gpu(void* ctx) { return gpt_reduce_grads_sumsq(((GpuTrainer*)ctx)->m); }
+
+static void update_gpu(void* ctx, float lr, float grad_scale, int step) {
+    GpuTrainer* tr = (GpuTrainer*)ctx;
+    gpt_update_cuda(tr->m, lr, tr->weight_decay, grad_scale, step, tr->run_seed);
+    gpt_sync(tr->m, "the optimizer step");
+}
+
+static void skip_update_gpu(void* ctx, int step) {
+    GpuTrainer* tr = (GpuTrainer*)ctx;
+    gpt_skip_update_cuda(tr->m, step, tr->run_seed);
+    gpt_sync(tr->m, "the optimizer step");
+}
+
+static float forward_loss_gpu(void* ctx, const int* inputs, const int* targets, int B, int T, float zloss) {
+    return forward_loss_cuda(((GpuTrainer*)ctx)->m, inputs, targets, B, T, zloss);
+}
+
+static const float* next_logits_gpu(void* ctx, const int* tokens, int t, float* scratch) {
+    return next_logits_cuda(((GpuTrainer*)ctx)->m, tokens, t, scratch);
+}
+
+static void save_checkpoint_gpu(void* ctx, const char* dir, const TrainState* st, int keep, const Comm* comm) {
+    GpuTrainer* tr = (GpuTrainer*)ctx;
+    save_checkpoint(tr->m, tr->host, dir, st, keep, comm);
+}
+
+// the end-of-run line's GPU memory in use
+static void summary_gpu(void* ctx) {
+    (void)ctx;
+    size_t free_b = 0, total_b = 0;
+    cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+    printf(" | GPU memory in use %.2f GiB", (total_b - free_b) / 1073741824.0);
+}
+
 int main(int argc, char** argv) {
     // --plan: print the memory plan for the flags and exit, without touching the GPU
     int plan_only = 0;
@@ -945,6 +959,23 @@ int main(int argc, char** argv) {
     }
     gpt_alloc(&model);
 
+    GpuTrainer tr = {&model, &host, args.weight_decay, args.seed};
+    TrainOps ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.model = &tr;
+    ops.zero_grad = zero_grad_gpu;
+    ops.forward_backward = forward_backward_gpu;
+    ops.reduce_grads = reduce_grads_gpu;
+    ops.update = update_gpu;
+    ops.skip_update = skip_update_gpu;
+    ops.forward_loss = forward_loss_gpu;
+    ops.next_logits = next_logits_gpu;
+    ops.sample_T = model.T;
+    ops.save = save_checkpoint_gpu;
+    ops.flops_per_token = flops_tok;
+    ops.peak_flops = peak;
+    ops.summary_extra = summary_gpu;
+
     // data
     DataLoader val_loader;
     const int have_val = train_open_val(&val_loader, &args, rank, world, c);
@@ -953,8 +984,7 @@ int main(int argc, char** argv) {
     if (args.max_steps == 0) {  // evaluation only
         train_check_data_agree(&comm, c, data_hash, 0);
         gpt_upload_master(&model, host.params_memory, -1, args.seed);
-        float vl = evaluate_ranks(&model, &val_loader, args.val_batches, args.zloss, &comm);
-        if (rank == 0) { printf("val loss %.6f\n", vl); }
+        train_evaluate_only(&ops, &args, &comm, c, &val_loader);
         dataloader_free(&val_loader);
         gpt_free_cuda(&model);
         gpt_free(&host);
@@ -964,25 +994,17 @@ int main(int argc, char** argv) {
     }
     DataLoader loader;
     const BatchPlan plan = train_open_train(&loader, &args, &comm, c, data_hash);
-    const long long total_batch = plan.total_batch;
-    const int grad_accum = plan.grad_accum, max_steps = plan.max_steps;
-    LRSchedule sched = train_schedule(&args, max_steps);
-
-    Tokenizer tokenizer;
-    const int have_tok = train_load_tokenizer(&tokenizer, &args, rank);
-    Sampler sampler;
-    train_sampler_init(&sampler, c, &args);
     uint64_t rng = args.seed;  // the trainer's own RNG (sampling seeds): checkpointed
 
     const size_t n = model.layout.num_parameters;
     const size_t shard_len = model.zs.end - model.zs.start;  // this rank's ZeRO-1 shard
-    const TrainState run = train_state_of_run(&args, world, rank, model.zs.start, shard_len, n, c, grad_accum);
+    const TrainState run = train_state_of_run(&args, world, rank, model.zs.start, shard_len, n, c, plan.grad_accum);
     int start_step = 0;
     if (resume_step >= 0) {
         host.m_memory = (float*)mallocCheck(n * sizeof(float));
         host.v_memory = (float*)mallocCheck(n * sizeof(float));
         TrainState st = train_resume_state(args.output_dir, resume_step, &run, host.params_memory + model.zs.start,
-                                           host.m_memory, host.v_memory, &loader, max_steps);
+                                           host.m_memory, host.v_memory, &loader, plan.max_steps);
         rng = st.rng;
         start_step = st.step;
         // the bf16 copy exactly as the uninterrupted run had it after step start_step - 1
@@ -992,53 +1014,10 @@ int main(int argc, char** argv) {
     } else {
         gpt_upload_master(&model, host.params_memory, -1, args.seed);
     }
-    StepArgs sa = {args.B, args.T, grad_accum, args.overfit, args.nonfinite_fatal, args.zloss, args.grad_clip,
-                   args.weight_decay, args.seed};
 
-    Logger logger;
-    logger_init(&logger, args.metrics, rank, resume_step >= 0);
-    double total_ms = 0.0;
-    int timed_steps = 0;
-    for (int step = start_step; step <= max_steps; step++) {
-        int last = step == max_steps;
-        if (have_val && train_due(args.val_every, step, last)) {
-            float vl = evaluate_ranks(&model, &val_loader, args.val_batches, args.zloss, &comm);
-            logger_val(&logger, step, vl);
-        }
-        if (args.sample_every > 0 && step > 0 && train_due(args.sample_every, step, last)) {
-            sampler.rng = rng_next_u64(&rng);
-            if (rank == 0) { sample(&model, &sampler, have_tok ? &tokenizer : NULL, args.gen_tokens); }
-        }
-        if (args.output_dir != NULL && step > start_step && train_due(args.ckpt_every, step, last)) {
-            TrainState st = train_state_at(&run, step, rng, &loader);
-            save_checkpoint(&model, &host, args.output_dir, &st, args.ckpt_keep, &comm);
-        }
-        if (last) { break; }
+    train_loop(&ops, &args, &comm, c, &loader, have_val ? &val_loader : NULL, &plan, &run, start_step, rng,
+               resume_step >= 0);
 
-        double t0 = now_s();
-        float norm;
-        int skipped;
-        float loss = train_step(&model, &loader, &sa, step, step == start_step, lr_at(&sched, step), &norm, &skipped);
-        double ms = (now_s() - t0) * 1000.0;
-        if (step > start_step) {
-            total_ms += ms;
-            timed_steps++;
-        }
-        double tok_s = total_batch / (ms / 1000.0);
-        double mfu = peak > 0 ? flops_tok * tok_s / peak : -1.0;
-        logger_step(&logger, step + 1, max_steps, loss, norm, lr_at(&sched, step), ms, tok_s, mfu, skipped);
-    }
-    if (timed_steps > 0 && rank == 0) {
-        double tok_s = total_batch / (total_ms / timed_steps / 1000.0);
-        printf("mean step time %.1f ms | %.0f tokens/s", total_ms / timed_steps, tok_s);
-        if (peak > 0) { printf(" | MFU %.1f%%", 100.0 * flops_tok * tok_s / peak); }
-        size_t free_b = 0, total_b = 0;
-        cudaCheck(cudaMemGetInfo(&free_b, &total_b));
-        printf(" | GPU memory in use %.2f GiB\n", (total_b - free_b) / 1073741824.0);
-    }
-    logger_free(&logger);
-    sampler_free(&sampler);
-    if (have_tok) { tokenizer_free(&tokenizer); }
     if (have_val) { dataloader_free(&val_loader); }
     dataloader_free(&loader);
     gpt_free_cuda(&model);

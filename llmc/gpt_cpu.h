@@ -30,6 +30,7 @@
 #include <string.h>
 #include "checkpoint.h"
 #include "config.h"
+#include "hf_import.h"
 #include "rand.h"
 #include "utils.h"
 
@@ -658,8 +659,15 @@ static void gpt_init_random(GPT* model, const GPTConfig* config, uint64_t seed) 
     }
 }
 
-// gpt_init_from_checkpoint: fp32 or bf16 model file
+// gpt_init_from_checkpoint: fp32 or bf16 model file, or a Hugging Face folder
+// (llmc/hf_import.h)
 static void gpt_init_from_checkpoint(GPT* model, const char* path) {
+    if (hf_is_folder(path)) {
+        hf_read_config(path, &model->config);
+        gpt_init_common(model);
+        hf_read_params(path, &model->config, model->params_memory);
+        return;
+    }
     int dtype;
     FILE* fp = checkpoint_read_config(path, &model->config, &dtype);
     gpt_init_common(model);

@@ -39,7 +39,7 @@ typedef struct {
 
 static void infer_usage(const char* prog, int gpu) {
     printf("usage: %s -e <model.bin> [-p <text> | -pf <file> | -it 1] [flags]\n", prog);
-    printf("  -e <path>   model checkpoint (required; fp32 or bf16, from either trainer)\n");
+    printf("  -e <path>   model checkpoint (required; fp32 or bf16, from either trainer) or Hugging Face folder\n");
     printf("  -tk <path>  tokenizer file (default data/gpt2/tokenizer.bin)\n");
     printf("  -p <text>   the prompt\n");
     printf("  -pf <path>  a file of prompts, one per line%s\n", gpu ? " (run together as one batch)" : "");

@@ -268,7 +268,8 @@ static inline uint64_t st_numel(const StWriteTensor* t) {
 // st_write: tensors t[0..n) in this order; metadata: NULL or {"key": "value"} pairs as
 // a flat array of 2*nmeta strings
 static inline void st_write(const char* path, const StWriteTensor* t, int n, const char* const* meta, int nmeta) {
-    JsonBuf h = {0};
+    JsonBuf h;
+    memset(&h, 0, sizeof(h));
     jbuf_puts(&h, "{");
     if (nmeta > 0) {
         jbuf_puts(&h, "\"__metadata__\":{");

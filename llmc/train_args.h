@@ -96,7 +96,7 @@ static inline void train_args_usage(const char* prog) {
     printf("  -j <glob>   validation token shards (default data/nlp/nlp_val_*.bin)\n");
     printf("  -sh <0|1>   shuffle the training shards and samples (default 1)\n");
     printf("model\n");
-    printf("  -e <str>    preset d2|d6|d12|d24|d36|1b, or a model checkpoint file (default d6)\n");
+    printf("  -e <str>    preset d2|d6|d12|d24|d36|1b, a model checkpoint file, or a Hugging Face folder (default d6)\n");
     printf("  -vs <int>   vocab size for a preset (default 50257, GPT-2)\n");
     printf("  -ms <int>   max_seq_len for a preset (default 1024)\n");
     printf("  -kv <int>   n_kv_head override for a preset\n");

@@ -3,8 +3,8 @@
  * and train_gpt.cu (GPU) share, so that the two read alike and cannot drift:
  * the model to start from (a preset, a checkpoint file, or the newest checkpoint
  * of -o when resuming), the batch plan, when the step loop evaluates, samples and
- * saves, the validation and sampling loops, and the checkpoint save and resume
- * flows with their checks and error messages.
+ * saves, the sampling loop, and the checkpoint save and resume flows with their
+ * checks and error messages. The step loop itself is llmc/train_loop.h.
  *
  * What differs between the trainers stays with them: a forward (ForwardLossFn),
  * the logits of one position (NextLogitsFn) and the barrier between the state
@@ -18,9 +18,9 @@
  *
  * defines: now_s, train_check_model_arg, train_args_config, train_check_seq_len,
  *          train_resume_step, train_init_model, train_open_val, train_check_data_agree,
- *          BatchPlan, train_batch_plan, train_print_batch, train_open_train, train_load_tokenizer,
+ *          BatchPlan, train_batch_plan, train_print_batch, train_open_train,
  *          train_schedule, train_sampler_init,
- *          train_due, ForwardLossFn, eval_mean_loss, NextLogitsFn, sample_and_print,
+ *          train_due, ForwardLossFn, NextLogitsFn, sample_and_print,
  *          train_state_of_run, train_state_at, BarrierFn, train_write_checkpoint,
  *          train_resume_state
  */
@@ -54,19 +54,22 @@ static inline double now_s(void) {
 // ----------------------------------------------------------------------------
 // the model to start from
 
-// train_check_model_arg: -e must name a preset or an existing checkpoint file
+// train_check_model_arg: -e must name a preset, an existing checkpoint file or a
+// Hugging Face folder (config.json + safetensors, llmc/hf_import.h)
 static inline void train_check_model_arg(const TrainArgs* args) {
     if (!is_preset_name(args->model) && access(args->model, F_OK) != 0) {
-        die("flag -e: '%s' is neither a preset (d2, d6, d12, d24, d36, 1b) nor an existing checkpoint file",
-            args->model);
+        die("flag -e: '%s' is neither a preset (d2, d6, d12, d24, d36, 1b) nor an existing checkpoint file or "
+            "Hugging Face folder", args->model);
     }
 }
 
 // train_args_config: the model config the flags ask for (a preset with its
-// overrides, or the config in the checkpoint file -e names)
+// overrides, or the config of the checkpoint file or Hugging Face folder -e names)
 static inline void train_args_config(const TrainArgs* args, GPTConfig* c) {
     if (is_preset_name(args->model)) {
         train_args_model_config(args, c);
+    } else if (hf_is_folder(args->model)) {
+        hf_read_config(args->model, c);
     } else {
         int dt;
         FILE* fp = checkpoint_read_config(args->model, c, &dt);
@@ -196,18 +199,6 @@ static inline BatchPlan train_open_train(DataLoader* loader, const TrainArgs* ar
     return plan;
 }
 
-// train_load_tokenizer: the tokenizer the samples are printed with, on rank 0
-// when sampling is on; returns 0 (samples print token ids) when there is none
-static inline int train_load_tokenizer(Tokenizer* tok, const TrainArgs* args, int rank) {
-    if (args->sample_every <= 0 || rank != 0) { return 0; }
-    if (access(args->tokenizer, F_OK) != 0) {
-        printf("note: tokenizer '%s' not found, samples print token ids\n", args->tokenizer);
-        return 0;
-    }
-    tokenizer_init(tok, args->tokenizer);
-    return 1;
-}
-
 // train_schedule: the learning-rate schedule of the flags over max_steps
 static inline LRSchedule train_schedule(const TrainArgs* args, int max_steps) {
     LRSchedule sched = {args->lr_kind, args->lr, args->warmup, max_steps, args->final_frac, args->wsd_frac};
@@ -231,21 +222,6 @@ static inline int train_due(int every, int step, int last) {
 
 // a forward of (B, T) tokens with targets; returns the mean loss
 typedef float (*ForwardLossFn)(void* model, const int* inputs, const int* targets, int B, int T, float zloss);
-
-// eval_mean_loss: mean loss over n batches of the loader from its start (n < 0 or
-// past the end: all of it). This process's mean only; averaging over ranks (each
-// read its own slice of every batch) is the caller's.
-static inline double eval_mean_loss(DataLoader* loader, int n, float zloss, ForwardLossFn forward, void* model) {
-    dataloader_reset(loader);
-    size_t steps = dataloader_steps_per_epoch(loader);
-    if (n < 0 || (size_t)n > steps) { n = (int)steps; }
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        dataloader_next_batch(loader);
-        sum += forward(model, loader->inputs, loader->targets, (int)loader->B, (int)loader->T, zloss);
-    }
-    return sum / n;
-}
 
 // a forward of tokens[0..t) (B = 1) that returns the logits (Vp,) of position
 // t - 1: a pointer into the model's own buffers, or `scratch` (Vp,) filled

@@ -8,6 +8,10 @@
 #   - negative controls: gate/up swapped, k/v swapped, interleaved RoPE rows:
 #     the comparison must fail, so it can see those mistakes
 #   - export -> import gives a bit-identical checkpoint (fp32)
+#   - the folder straight as -e: the same logits as its import; train_gpt -e folder
+#     trains bit-identically to -e the import, and the fine-tuned model exports
+#     (numpy forward again); a quickstart-shaped model (GPT-2 vocabulary, soft-cap)
+#     exports with -lossy
 #   - folders of random weights written by numpy (F32, BF16, F16, sharded,
 #     tied/untied) import, and our forward gives numpy's logits
 #   - tokenizer.json against our tokenizer file (counts, byte map, tokens, merges)
@@ -134,11 +138,42 @@ else
     echo "note: no GPT-2 tokenizer (data/get_tokenizer.sh failed): tokenizer.json checks skipped"
 fi
 
+# 4b. -e hf_dir/ straight into the programs (the loaders read the folder as import_hf does)
+logits "$W/hu" "$W/lu_dir.f32" $TOKS
+cmp -s "$W/lu.f32" "$W/lu_dir.f32" && ok "the folder as -e: the logits of its imported checkpoint, bit for bit" \
+    || bad "the folder as -e gives other logits than its import"
+# fine-tuning an imported model: train_gpt -e hf_dir/ trains exactly as from the imported
+# file, and the fine-tuned checkpoint exports (its numpy forward is compared in batch 2)
+FT="-b 1 -t 32 -x 2 -l 1e-3 -v 0 -s 0 -i $W/t_*.bin"
+$TRAIN -e "$W/hu" $FT -o "$W/ft" > "$W/ft.log" 2>&1 || bad "fine-tuning -e folder failed: $(tail -2 "$W/ft.log")"
+$TRAIN -e "$W/u_back.bin" $FT -o "$W/ft2" > "$W/ft2.log" 2>&1 || bad "fine-tuning the import failed: $(tail -2 "$W/ft2.log")"
+if [ "$(losses "$W/ft.log" | wc -l)" -eq 2 ] && diff <(losses "$W/ft.log") <(losses "$W/ft2.log") > /dev/null &&
+   cmp -s "$W/ft/model_00000002.bin" "$W/ft2/model_00000002.bin"; then
+    ok "train_gpt -e folder: 2 steps bit-identical to -e the imported checkpoint (losses, model file)"
+else
+    bad "fine-tuning from the folder differs: $(diff <(losses "$W/ft.log") <(losses "$W/ft2.log") | head -3)"
+fi
+run_ok "export the fine-tuned model" $EXPORT "$W/ft/model_00000002.bin" "$W/hft"
+logits "$W/ft/model_00000002.bin" "$W/lft.f32" $TOKS
+# the quickstart's kind of model (d2, GPT-2's vocabulary, soft-cap on): exports with -lossy
+if [ $HAVE_TK = 1 ]; then
+    $GEN "$W/g_000.bin" 2000 50257 5 > /dev/null || bad "gen_shard 50257 failed"
+    $TRAIN -e d2 -ms 64 -b 1 -t 32 -x 1 -v 0 -s 0 -i "$W/g_*.bin" -o "$W/qs" > "$W/qs.log" 2>&1 || bad "d2 at 50257 tokens: $(tail -2 "$W/qs.log")"
+    if $EXPORT "$W/qs/model_00000001.bin" "$W/hqs" -lossy -j "$W/g_*.bin" -tok "$TK" > "$W/qs_e.txt" 2>&1 &&
+       grep -qE "on 4 validation sequences: max \|logit difference\| [0-9.e-]+, loss difference [-+][0-9.]+$" "$W/qs_e.txt" &&
+       [ -f "$W/hqs/tokenizer.json" ] && [ -f "$W/hqs/model.safetensors" ]; then
+        ok "quickstart-shaped model (d2, 50257 tokens, soft-cap on) exports with -lossy: $(grep 'lossy' "$W/qs_e.txt" | head -n 1)"
+    else
+        bad "quickstart-shaped export: $(tail -3 "$W/qs_e.txt")"
+    fi
+fi
+
 # 5. numpy batch 2: every comparison; the mutated copies must fail theirs
 {
     echo "compare $W/hq $W/lq.f32 $TOKS"
     echo "compare $W/hu $W/lu.f32 $TOKS"
     echo "compare $W/hb $W/lb.f32 $TOKS"
+    echo "compare $W/hft $W/lft.f32 $TOKS"
     for kind in gate_up kv rope; do echo "!compare $W/m_$kind $W/lq.f32 $TOKS"; done
     for i in 1 2 3 4; do echo "compare $W/r$i $W/lr$i.f32 $RTOKS"; done
     [ $HAVE_TK = 1 ] && echo "tokenizer $W/hg $TK"

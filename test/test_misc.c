@@ -24,6 +24,13 @@
  *     against libm's double exp and tanh on 4M points spanning their range:
  *     relative error <= 4e-7 (a few float ulps).
  *
+ *   - the training loop's pieces (llmc/train_loop.h): the median of the last 16
+ *     step times (a slow step leaves it unchanged; even counts average the middle
+ *     two), train_due_count against counting train_due step by step, and
+ *     train_eval's cross-entropy and bits per byte against a fake forward that
+ *     tallies the batches it was given (mean of the batch losses; nats / ln 2 /
+ *     bytes of the targets it saw; a table without bytes gives no bpb).
+ *
  *   make test_misc && ./test_misc
  */
 #include <stdlib.h>
@@ -32,6 +39,7 @@
 #include "llmc/rand.h"
 #include "llmc/sampler.h"
 #include "llmc/schedule.h"
+#include "llmc/train_loop.h"
 #include "test.h"
 
 // ----------------------------------------------------------------------------
@@ -433,7 +441,104 @@ static void test_fast_math(void) {
           tanhf_fast(50.0f), tanhf_fast(-50.0f));
 }
 
+
+// ----------------------------------------------------------------------------
+// the training loop's pieces
+
+typedef struct {
+    const int* bytes;  // (V,) per token
+    double nats, nbytes, mean_sum;
+    int calls;
+} FakeEval;
+
+// a loss that depends on the batch: 1 + (sum of targets mod 7) / 10
+static float fake_forward(void* ctx, const int* inputs, const int* targets, int B, int T, float zloss) {
+    (void)inputs;
+    FakeEval* f = (FakeEval*)ctx;
+    if (zloss != 0.0f) { f->calls = -1000; }  // evaluation is plain cross-entropy: the caller checks calls
+    long sum = 0;
+    for (int i = 0; i < B * T; i++) { sum += targets[i]; f->nbytes += f->bytes[targets[i]]; }
+    float loss = 1.0f + (float)(sum % 7) / 10.0f;
+    f->nats += (double)loss * B * T;
+    f->mean_sum += loss;
+    f->calls++;
+    return loss;
+}
+
+static void test_train_loop_pieces(void) {
+    StepTimes st;
+    memset(&st, 0, sizeof(st));
+    for (int i = 0; i < 15; i++) { step_times_add(&st, 100.0 + i); }
+    step_times_add(&st, 5000.0);  // one slow step among 16
+    CHECK(step_times_median(&st) == 107.5, "step times: 15 of 100..114 and one of 5000 -> median %.1f (107.5)", step_times_median(&st));
+    for (int i = 0; i < 16; i++) { step_times_add(&st, 50.0); }  // the window forgets
+    CHECK(step_times_median(&st) == 50.0, "step times: 16 more of 50 -> median %.1f (the window is 16)", step_times_median(&st));
+    memset(&st, 0, sizeof(st));
+    step_times_add(&st, 3.0);
+    CHECK(step_times_median(&st) == 3.0, "step times: one of 3 -> median %.1f", step_times_median(&st));
+    int due_ok = 1;
+    for (int every = 0; every <= 7; every++) {
+        for (int from = 0; from < 30; from++) {
+            for (int to = from; to < 40; to++) {
+                int n = 0;
+                for (int s = from + 1; s <= to; s++) { n += train_due(every, s, 0); }
+                if (n != train_due_count(every, from, to)) { due_ok = 0; }
+            }
+        }
+    }
+    CHECK(due_ok, "train_due_count(every 0..7, from, to) equals counting train_due over (from, to]");
+
+    // train_eval over a shard of known tokens
+    char dir[] = "/tmp/llmc_misc_XXXXXX";
+    if (mkdtemp(dir) == NULL) { CHECK(0, "mkdtemp"); return; }
+    char path[256];
+    snprintf(path, sizeof(path), "%s/val_000000.bin", dir);
+    const int V = 50, N = 1000;
+    int header[256] = {0};
+    header[0] = 20240520; header[1] = 1; header[2] = N;
+    uint16_t tok[1000];
+    for (int i = 0; i < N; i++) { tok[i] = (uint16_t)((i * 37 + 11) % V); }
+    FILE* fp = fopen(path, "wb");
+    if (fp == NULL) { CHECK(0, "cannot write %s", path); return; }
+    fwrite(header, sizeof(int), 256, fp);
+    fwrite(tok, sizeof(uint16_t), N, fp);
+    fclose(fp);
+    int bytes[50];
+    for (int i = 0; i < V; i++) { bytes[i] = (i % 5 == 0) ? 0 : 1 + i % 4; }
+    char pat[300];
+    snprintf(pat, sizeof(pat), "%s/val_*.bin", dir);
+    DataLoader val;
+    dataloader_init(&val, pat, 2, 8, 0, 1, V, 0, 0);
+    Comm comm;
+    memset(&comm, 0, sizeof(comm));
+    comm.world = 1;
+    FakeEval fe = {bytes, 0, 0, 0, 0};
+    TrainOps ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.model = &fe;
+    ops.forward_loss = fake_forward;
+    double bpb = 0;
+    float ce = train_eval(&ops, &val, 5, bytes, &comm, &bpb);
+    CHECK(fe.calls == 5, "train_eval ran %d batches (5), all with zloss 0", fe.calls);
+    CHECK(fabs(ce - fe.mean_sum / 5) <= 1e-6, "train_eval cross-entropy %.7f = the mean of the batch losses %.7f", ce,
+          fe.mean_sum / 5);
+    double want = fe.nats / log(2.0) / fe.nbytes;
+    CHECK(fe.nbytes > 0 && fabs(bpb - want) <= 1e-9 * want, "bits per byte %.9f = nats / ln 2 / %.0f bytes = %.9f", bpb,
+          fe.nbytes, want);
+    // again: the loader starts over (the same batches), and without a byte table no bpb
+    FakeEval fe2 = {bytes, 0, 0, 0, 0};
+    ops.model = &fe2;
+    float ce2 = train_eval(&ops, &val, -1, NULL, &comm, &bpb);
+    CHECK(fe2.calls == (int)dataloader_steps_per_epoch(&val), "n = -1 evaluates the whole set: %d batches", fe2.calls);
+    CHECK(fe2.calls > 0 && fabs(ce2 - fe2.mean_sum / fe2.calls) <= 1e-6, "its cross-entropy %.7f", ce2);
+    CHECK(bpb < 0, "no byte table -> no bits per byte (%g)", bpb);
+    dataloader_free(&val);
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
+    test_train_loop_pieces();
     test_schedules();
     test_sampler_greedy();
     test_sampler_seed();
