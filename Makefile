@@ -276,7 +276,7 @@ $(EMU_DIR)/infer: infer.cu $(HEADERS) $(CUDA_HEADERS) $(EMU_LIB) emu/cuda_emu.h
 	$(CXX) $(EMU_CXXFLAGS) $(EMU_CU) $< -x none $(EMU_LIB) -o $@
 
 # the emulated suite as one entry of test/run_tests.sh (test, test-san)
-EMU_TEST = $(if $(filter yes,$(EMU_FOUND)),"bash test/test_emu.sh build-emu" "bash test/test_mpi_gpu.sh build-emu/train_gpt_cuda")
+EMU_TEST = $(if $(filter yes,$(EMU_FOUND)),"bash test/test_emu.sh build-emu" "bash test/test_mpi_gpu.sh build-emu/train_gpt_cuda" "bash scripts/gpu_check.sh --smoke")
 EMU_SAN_TEST = $(if $(filter yes,$(EMU_FOUND)),"EMU_QUICK=1 TRAIN=build-san/train_gpt bash test/test_emu.sh build-emu-san")
 
 emu-build:

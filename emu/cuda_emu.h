@@ -22,7 +22,11 @@ How a launch runs (docs/emu.md has the whole story):
     H100's opt-in maximum (emu/gen_dyn_smem.sh defines them);
   - device memory is host malloc (ASan sees overruns as memcheck would), kept in
     a registry so that kernel pointer arguments and copies are checked;
-  - EMU_POISON=1 fills fresh device and shared memory with NaN bytes (0xff).
+  - EMU_POISON=1 fills fresh device and shared memory with NaN bytes (0xff);
+  - EMU_STREAMS=random:SEED queues stream work (a launch keeps its arguments by
+    value, as KernelBodyT does) and runs it at the synchronizing calls in a seeded
+    random order between streams (events and stream order kept); serial, the
+    default, runs it at the call.
 It models semantics, never speed.
 */
 #ifndef LLMC_CUDA_EMU_H

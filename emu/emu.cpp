@@ -4,8 +4,9 @@ emu/emu.cpp: the CUDA runtime of the emulated build (see emu/cuda_emu.h).
   - the runtime API the project calls, with the toolkit's cuda_runtime_api.h
     signatures: memory (host malloc, a registry of device ranges), copies and
     memsets with their directions checked, streams (work runs in stream order,
-    at once), events, stream capture and graph replay, device properties of an
-    H100, function attributes, occupancy, the sticky launch error;
+    at once; or deferred and interleaved, EMU_STREAMS below), events, host
+    functions, stream capture and graph replay, device properties of an H100,
+    function attributes, occupancy, the sticky launch error;
   - launches: the H100's limits on the configuration and on shared memory
     (static bytes read from this executable's symbol table, see smem_of), then
     the grid: blocks over the OpenMP threads, the threads of a block as fibers
@@ -13,7 +14,11 @@ emu/emu.cpp: the CUDA runtime of the emulated build (see emu/cuda_emu.h).
   - the warp collectives, barriers and cp.async of cuda_emu.h.
 Environment: EMU_ORDER=forward|reverse|random:SEED (default forward),
 EMU_POISON=1 (fresh device and shared memory filled with 0xff bytes: NaN as
-float and as bf16), EMU_VERBOSE=1 (one line per launch on stderr).
+float and as bf16), EMU_VERBOSE=1 (one line per launch on stderr),
+EMU_STREAMS=serial|random:SEED (default serial: stream work runs at the call;
+random: it is queued per stream and run at the synchronizing calls, the ready
+heads of the queues in a seeded random order that respects only stream order,
+events and the legacy default stream, so a missing event wait changes a result).
 */
 #include "cuda_emu.h"
 
@@ -26,6 +31,7 @@ float and as bf16), EMU_VERBOSE=1 (one line per launch on stderr).
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -779,7 +785,11 @@ static void run_grid(const LaunchRec* L) {
 }
 
 // ----------------------------------------------------------------------------
-// streams, events, graphs: work runs in stream order, at once (or into a capture)
+// streams, events, graphs. EMU_STREAMS=serial (default): work runs in stream order, at the
+// call (or into a capture). EMU_STREAMS=random:SEED: work is deferred into per-stream FIFO
+// queues and runs at the synchronizing calls, the ready heads of the queues in a seeded random
+// order that respects only stream order, event waits and the legacy default stream's implicit
+// synchronization (docs/emu.md, "Stream interleaving").
 
 }  // namespace emu
 
@@ -789,21 +799,33 @@ struct CUgraph_st {
 struct CUgraphExec_st {
     std::vector<std::function<void()>> ops;
 };
+namespace emu {
+// one deferred stream operation: its work, its completion flag (what later operations wait
+// on) and the flags it waits for
+struct StreamOp {
+    std::function<void()> fn;  // empty for an event wait
+    std::shared_ptr<bool> done;
+    std::vector<std::shared_ptr<bool>> deps;
+};
+}  // namespace emu
 struct CUstream_st {
     unsigned magic;
     CUgraph_st* capture;  // non-null while capturing
+    int nonblocking;      // cudaStreamNonBlocking: no implicit synchronization with the legacy stream
+    std::deque<emu::StreamOp> q;  // EMU_STREAMS=random: the work not yet run, in stream order
 };
 struct CUevent_st {
     unsigned magic;
     int timing;
     double t;  // host seconds at the record (not a GPU time)
+    std::shared_ptr<bool> latest;  // EMU_STREAMS=random: the completion of the most recent record
 };
 #define EMU_STREAM_MAGIC 0x5354524du
 #define EMU_EVENT_MAGIC 0x45564e54u
 
 namespace emu {
 
-static CUstream_st g_default_stream = {EMU_STREAM_MAGIC, nullptr};
+static CUstream_st g_default_stream = {EMU_STREAM_MAGIC, nullptr, 0, {}};
 
 static CUstream_st* stream_of(cudaStream_t s) {
     if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) { return &g_default_stream; }
@@ -817,16 +839,111 @@ static double now_s() {
 }
 static bool any_capture() { return g_default_stream.capture != nullptr; }
 
-// runs fn in stream order: now, or at each replay of the graph being captured
-static cudaError_t enqueue(cudaStream_t stream, std::function<void()> fn) {
+// EMU_STREAMS: 0 serial, else random with g_stream_rng as its state
+static void drain_all();
+static std::vector<CUstream_st*>& live_streams();
+static uint64_t g_stream_rng = 0;
+static int stream_mode() {
+    static int m = [] {
+        const char* e = getenv("EMU_STREAMS");
+        if (!e || !*e || !strcmp(e, "serial")) { return 0; }
+        if (strncmp(e, "random", 6) != 0 || (e[6] != 0 && e[6] != ':')) {
+            fprintf(stderr, "emu: EMU_STREAMS=%s: expected serial or random:SEED\n", e);
+            exit(1);
+        }
+        g_stream_rng = splitmix((e[6] == ':' ? strtoull(e + 7, nullptr, 10) : 1) + 0x5354);
+        live_streams();  // constructed before the handler is registered, so destroyed after it runs
+        atexit([] { drain_all(); });  // work still queued at exit runs, as the GPU finishes it
+        return 1;
+    }();
+    return m;
+}
+static bool deferred() { return stream_mode() != 0; }
+
+// the streams that hold queued work, in creation order (the default stream first)
+static std::vector<CUstream_st*>& live_streams() {
+    static std::vector<CUstream_st*> v{&g_default_stream};
+    return v;
+}
+static bool g_executing = false;  // an operation is running (no draining from inside it)
+
+// runs one ready head, chosen at random among the ready ones; false when nothing is queued
+static bool run_one() {
+    CUstream_st* ready[64];
+    std::vector<CUstream_st*> more;
+    int n = 0;
+    bool pending = false;
+    for (CUstream_st* s : live_streams()) {
+        if (s->q.empty()) { continue; }
+        pending = true;
+        bool ok = true;
+        for (auto& d : s->q.front().deps) { ok = ok && *d; }
+        if (!ok) { continue; }
+        if (n < 64) { ready[n++] = s; } else { more.push_back(s); }
+    }
+    if (!pending) { return false; }
+    int total = n + (int)more.size();
+    if (total == 0) {
+        // every wait names an operation queued before it, so this cannot happen
+        fprintf(stderr, "emu: error: EMU_STREAMS: queued stream work with no ready head (a dependency cycle)\n");
+        exit(1);
+    }
+    g_stream_rng = splitmix(g_stream_rng);
+    int k = (int)(g_stream_rng % (uint64_t)total);
+    CUstream_st* s = k < n ? ready[k] : more[k - n];
+    StreamOp op = std::move(s->q.front());
+    s->q.pop_front();
+    g_executing = true;
+    if (op.fn) { op.fn(); }
+    g_executing = false;
+    *op.done = true;
+    return true;
+}
+// runs every queued operation (the synchronizing calls)
+static void drain_all() {
+    if (!deferred() || g_executing) { return; }
+    while (run_one()) {}
+}
+// one step of progress (the query calls)
+static void progress() {
+    if (deferred() && !g_executing) { run_one(); }
+}
+
+// runs fn in stream order: now, at each replay of the graph being captured, or (EMU_STREAMS=
+// random) queued on the stream after `deps` and the implicit legacy-stream dependencies;
+// *token (if given) is set to the completion flag of the queued operation (null when it ran)
+static cudaError_t enqueue(cudaStream_t stream, std::function<void()> fn, std::shared_ptr<bool>* token = nullptr,
+                           std::shared_ptr<bool> dep = nullptr) {
     CUstream_st* s = stream_of(stream);
     if (!s) { return set_error(cudaErrorInvalidResourceHandle); }
+    if (token) { token->reset(); }
     if (s->capture) {
-        s->capture->ops.push_back(std::move(fn));
+        if (fn) { s->capture->ops.push_back(std::move(fn)); }
+    } else if (!deferred() || g_executing) {
+        if (fn) { fn(); }
     } else {
-        fn();
+        StreamOp op;
+        op.fn = std::move(fn);
+        op.done = std::make_shared<bool>(false);
+        if (dep && !*dep) { op.deps.push_back(dep); }
+        if (s == &g_default_stream) {
+            // the legacy stream waits for the work of every blocking stream issued before
+            for (CUstream_st* t : live_streams()) {
+                if (t != s && !t->nonblocking && !t->q.empty()) { op.deps.push_back(t->q.back().done); }
+            }
+        } else if (!s->nonblocking && !g_default_stream.q.empty()) {
+            op.deps.push_back(g_default_stream.q.back().done);  // and they wait for its earlier work
+        }
+        if (token) { *token = op.done; }
+        s->q.push_back(std::move(op));
     }
     return cudaSuccess;
+}
+
+// EMU_STREAMS=random: a pageable host buffer (not cudaMallocHost, not device memory)
+static bool is_pageable(const void* p) {
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    return find_alloc(p, 1, nullptr) == nullptr;
 }
 
 }  // namespace emu
@@ -977,9 +1094,13 @@ cudaError_t cudaGetDevice(int* d) {
 }
 cudaError_t cudaDeviceSynchronize(void) {
     if (emu::any_capture()) { return set_error(cudaErrorStreamCaptureUnsupported); }
+    emu::drain_all();
     return cudaSuccess;
 }
-cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
+cudaError_t cudaDeviceReset(void) {
+    emu::drain_all();
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* p, int d) {
     if (!valid_device(d)) { return set_error(cudaErrorInvalidDevice); }
     memset(p, 0, sizeof(*p));
@@ -1062,6 +1183,7 @@ static cudaError_t emu_alloc(void** p, size_t n, emu::AllocKind kind) {
     return cudaSuccess;
 }
 static cudaError_t emu_free(void* p, emu::AllocKind kind) {
+    emu::drain_all();  // cudaFree and cudaFreeHost synchronize the device
     if (!p) { return cudaSuccess; }
     std::lock_guard<std::mutex> lk(emu::g_mem_mu);
     auto it = emu::g_allocs.find((uintptr_t)p);
@@ -1110,15 +1232,25 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind
     if (emu::any_capture()) { return set_error(cudaErrorStreamCaptureUnsupported); }
     cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpy");
     if (e != cudaSuccess) { return e; }
+    emu::drain_all();  // synchronous: after the earlier work (the legacy stream's implicit synchronization)
     if (n) { memmove(dst, src, n); }
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t stream) {
     cudaError_t e = check_copy(dst, src, n, kind, "cudaMemcpyAsync");
     if (e != cudaSuccess) { return e; }
-    return emu::enqueue(stream, [dst, src, n] {
+    if (n && emu::deferred() && emu::stream_of(stream) && !emu::stream_of(stream)->capture && emu::is_pageable(src) &&
+        !emu::is_pageable(dst)) {
+        // from pageable memory the runtime stages the source at the call: the caller may reuse it at once
+        std::shared_ptr<std::vector<char>> staged(new std::vector<char>((const char*)src, (const char*)src + n));
+        return emu::enqueue(stream, [dst, staged] { memmove(dst, staged->data(), staged->size()); });
+    }
+    cudaError_t r = emu::enqueue(stream, [dst, src, n] {
         if (n) { memmove(dst, src, n); }
     });
+    // to pageable memory the call returns only once the copy is done
+    if (r == cudaSuccess && n && emu::deferred() && emu::is_pageable(dst) && !emu::stream_of(stream)->capture) { emu::drain_all(); }
+    return r;
 }
 // 2D copies: height rows of width bytes, rows dpitch / spitch bytes apart
 // A pitched copy checks its pitches and the first and last rows; the rows between lie inside those two ranges.
@@ -1141,6 +1273,7 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitc
     if (height == 0 || width == 0) { return cudaSuccess; }
     cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2D");
     if (e != cudaSuccess) { return e; }
+    emu::drain_all();
     copy_2d(dst, dpitch, src, spitch, width, height);
     return cudaSuccess;
 }
@@ -1149,7 +1282,16 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
     if (height == 0 || width == 0) { return cudaSuccess; }
     cudaError_t e = check_copy_2d(dst, dpitch, src, spitch, width, height, kind, "cudaMemcpy2DAsync");
     if (e != cudaSuccess) { return e; }
-    return emu::enqueue(stream, [=] { copy_2d(dst, dpitch, src, spitch, width, height); });
+    if (emu::deferred() && emu::stream_of(stream) && !emu::stream_of(stream)->capture && emu::is_pageable(src) &&
+        !emu::is_pageable(dst)) {
+        // staged at the call, as from pageable memory (packed rows)
+        std::shared_ptr<std::vector<char>> staged(new std::vector<char>(width * height));
+        copy_2d(staged->data(), width, src, spitch, width, height);
+        return emu::enqueue(stream, [=] { copy_2d(dst, dpitch, staged->data(), width, width, height); });
+    }
+    cudaError_t r = emu::enqueue(stream, [=] { copy_2d(dst, dpitch, src, spitch, width, height); });
+    if (r == cudaSuccess && emu::deferred() && emu::is_pageable(dst) && !emu::stream_of(stream)->capture) { emu::drain_all(); }
+    return r;
 }
 static cudaError_t check_set(void* p, size_t n, const char* what) {
     if (n && !emu::is_device_range(p, n)) {
@@ -1161,8 +1303,9 @@ static cudaError_t check_set(void* p, size_t n, const char* what) {
 cudaError_t cudaMemset(void* p, int v, size_t n) {
     if (emu::any_capture()) { return set_error(cudaErrorStreamCaptureUnsupported); }
     cudaError_t e = check_set(p, n, "cudaMemset");
-    if (e == cudaSuccess && n) { memset(p, v, n); }
-    return e;
+    if (e != cudaSuccess || !n) { return e; }
+    // on the legacy default stream (asynchronous to the host, as the runtime's is for device memory)
+    return emu::enqueue(nullptr, [p, v, n] { memset(p, v, n); });
 }
 cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t stream) {
     cudaError_t e = check_set(p, n, "cudaMemsetAsync");
@@ -1174,14 +1317,20 @@ cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t stream) {
 
 // --- streams and events
 
-cudaError_t cudaStreamCreate(cudaStream_t* s) {
-    *s = new CUstream_st{EMU_STREAM_MAGIC, nullptr};
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+    *s = new CUstream_st{EMU_STREAM_MAGIC, nullptr, (flags & cudaStreamNonBlocking) ? 1 : 0, {}};
+    emu::live_streams().push_back(*s);
     return cudaSuccess;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int, int) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int flags, int) {
+    return cudaStreamCreateWithFlags(s, flags);
+}
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     if (!s || s->magic != EMU_STREAM_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
+    emu::drain_all();  // the runtime finishes a destroyed stream's work; here it runs now
+    auto& v = emu::live_streams();
+    v.erase(std::remove(v.begin(), v.end(), s), v.end());
     s->magic = 0;
     delete s;
     return cudaSuccess;
@@ -1190,38 +1339,59 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     CUstream_st* st = emu::stream_of(s);
     if (!st) { return set_error(cudaErrorInvalidResourceHandle); }
     if (st->capture) { return set_error(cudaErrorStreamCaptureUnsupported); }
+    if (!st->q.empty()) { emu::drain_all(); }  // every stream's queued work, not only this one's
     return cudaSuccess;
 }
+// honest: not ready while the stream has queued work; each query runs one ready operation
+// (of any stream), so a polling loop makes progress
 cudaError_t cudaStreamQuery(cudaStream_t s) {
-    return emu::stream_of(s) ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
+    CUstream_st* st = emu::stream_of(s);
+    if (!st) { return set_error(cudaErrorInvalidResourceHandle); }
+    if (!st->q.empty()) { emu::progress(); }
+    return st->q.empty() ? cudaSuccess : cudaErrorNotReady;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
     if (!emu::stream_of(s) || !e || e->magic != EMU_EVENT_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
+    // waits for the most recent record at this call (none yet, or done: nothing to wait for)
+    if (e->latest && !*e->latest) { return emu::enqueue(s, std::function<void()>(), nullptr, e->latest); }
     return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
-    *e = new CUevent_st{EMU_EVENT_MAGIC, 1, 0.0};
+    *e = new CUevent_st{EMU_EVENT_MAGIC, 1, 0.0, nullptr};
     return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
-    *e = new CUevent_st{EMU_EVENT_MAGIC, (flags & cudaEventDisableTiming) ? 0 : 1, 0.0};
+    *e = new CUevent_st{EMU_EVENT_MAGIC, (flags & cudaEventDisableTiming) ? 0 : 1, 0.0, nullptr};
     return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     if (!e || e->magic != EMU_EVENT_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
+    if (e->latest && !*e->latest) { emu::drain_all(); }  // its pending record writes into it
     e->magic = 0;
     delete e;
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!e || e->magic != EMU_EVENT_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
-    return emu::enqueue(s, [e] { e->t = emu::now_s(); });
+    std::shared_ptr<bool> token;
+    cudaError_t r = emu::enqueue(s, [e] { e->t = emu::now_s(); }, &token);
+    if (r == cudaSuccess && !emu::stream_of(s)->capture) { e->latest = token; }  // null when it ran at once
+    return r;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-    return e && e->magic == EMU_EVENT_MAGIC ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
+    if (!e || e->magic != EMU_EVENT_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
+    if (e->latest && !*e->latest) { emu::drain_all(); }
+    return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
-    return e && e->magic == EMU_EVENT_MAGIC ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
+    if (!e || e->magic != EMU_EVENT_MAGIC) { return set_error(cudaErrorInvalidResourceHandle); }
+    if (e->latest && !*e->latest) { emu::progress(); }
+    return e->latest && !*e->latest ? cudaErrorNotReady : cudaSuccess;
+}
+// a host function as a stream operation (it must not call the runtime, as on the GPU)
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* user) {
+    if (!fn) { return set_error(cudaErrorInvalidValue); }
+    return emu::enqueue(s, [fn, user] { fn(user); });
 }
 // host time between the records: it says nothing of a GPU's speed
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
@@ -1229,6 +1399,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
         return set_error(cudaErrorInvalidResourceHandle);
     }
     if (!a->timing || !b->timing) { return set_error(cudaErrorInvalidResourceHandle); }
+    if ((a->latest && !*a->latest) || (b->latest && !*b->latest)) { return cudaErrorNotReady; }
     *ms = (float)((b->t - a->t) * 1e3);
     return cudaSuccess;
 }

@@ -18,6 +18,10 @@ CUDA programming guide), never against emu/ code:
   7. the diagnostics: a divergent barrier, a shuffle mask without the caller, launch limits
      (threads, dynamic shared memory, cudaFuncSetAttribute), a host pointer as a kernel
      argument, EMU_POISON on device, static and dynamic shared memory and under cp.async.
+  8. EMU_STREAMS: a producer on one stream and a consumer on another, right with the event
+     wait in every seed and wrong without it in some; stream order, the legacy default
+     stream, cudaLaunchHostFunc, re-recorded events, a wait before a later record, graph
+     replay, honest queries, pageable copies, deferral and the launch error at its call.
 Settings the emulator reads once (EMU_ORDER, EMU_POISON) and errors that end the process are
 run in a child: this program re-executes itself as `test_emu child CASE` with the environment
 set and checks the child's exit status and output.
@@ -698,6 +702,208 @@ __global__ void cp_async_early_kernel(const float* g, unsigned* out) {
     out[96 + t] = __float_as_uint(b[t]);
 }
 
+// ----------------------------------------------------------------------------
+// 8. EMU_STREAMS=random:SEED: deferred stream work, run in a random order that respects only
+// stream order and events. streams_child prints one line per case; test_streams runs it in
+// several seeds and in serial mode.
+
+// st_add_kernel: x[i] += v; st_copy_kernel: out[i] = 2 in[i] (one block of 32)
+__global__ void st_add_kernel(int* x, int n, int v) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { x[i] += v; }
+}
+__global__ void st_copy_kernel(const int* in, int* out, int n) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { out[i] = 2 * in[i]; }
+}
+// host functions: the pinned word after the kernel before it, then a value for the kernel after
+static void st_host_fn(void* p) {
+    int* h = (int*)p;
+    h[1] = h[0] + 1;  // h[0] written by the kernel before it on the stream
+    h[2] = 40;        // read by the kernel after it
+}
+static bool st_all(const int* d, int n, int want) {
+    int h[32];
+    to_host(h, d, n * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        if (h[i] != want) { return false; }
+    }
+    return true;
+}
+static void st_zero(int* d, int n) {
+    cudaCheck(cudaMemset(d, 0, n * sizeof(int)));
+    cudaCheck(cudaDeviceSynchronize());
+}
+static int streams_child(void) {
+    const int N = 32;
+    cudaStream_t A, B, C;
+    cudaCheck(cudaStreamCreateWithFlags(&A, cudaStreamNonBlocking));
+    cudaCheck(cudaStreamCreateWithFlags(&B, cudaStreamNonBlocking));
+    cudaCheck(cudaStreamCreateWithFlags(&C, cudaStreamNonBlocking));
+    cudaEvent_t e, f;
+    cudaCheck(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&f, cudaEventDisableTiming));
+    int* x = (int*)dev_alloc(N * sizeof(int));
+    int* y = (int*)dev_alloc(N * sizeof(int));
+    int* out = (int*)dev_alloc(N * sizeof(int));
+    // producer on A, consumer on B, with and without the event wait
+    for (int wait = 1; wait >= 0; wait--) {
+        st_zero(x, N);
+        st_zero(out, N);
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 5);
+        cudaCheck(cudaEventRecord(e, A));
+        if (wait) { cudaCheck(cudaStreamWaitEvent(B, e, 0)); }
+        cuda_launch(st_copy_kernel, 1, 32, 0, B)(x, out, N);
+        cudaCheck(cudaGetLastError());
+        cudaCheck(cudaDeviceSynchronize());
+        printf("%s %s\n", wait ? "wait" : "nowait", st_all(out, N, 10) ? "right" : "wrong");
+    }
+    // stream order: ten adds on A between unrelated work on B
+    st_zero(x, N);
+    st_zero(y, N);
+    for (int i = 0; i < 10; i++) {
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, i);
+        cuda_launch(st_add_kernel, 1, 32, 0, B)(y, N, 1);
+        if (i == 4) { cuda_launch(st_copy_kernel, 1, 32, 0, A)(x, x, N); }  // x = 2 (0+..+4) = 20
+    }
+    cudaCheck(cudaDeviceSynchronize());
+    printf("order %s\n", st_all(x, N, 20 + 5 + 6 + 7 + 8 + 9) && st_all(y, N, 10) ? "right" : "wrong");
+    // the legacy default stream: blocking stream D1 -> default stream -> blocking stream D2, no events
+    {
+        cudaStream_t D1, D2;
+        cudaCheck(cudaStreamCreate(&D1));
+        cudaCheck(cudaStreamCreate(&D2));
+        st_zero(x, N);
+        st_zero(y, N);
+        st_zero(out, N);
+        cuda_launch(st_add_kernel, 1, 32, 0, D1)(x, N, 3);
+        cuda_launch(st_copy_kernel, 1, 32, 0, 0)(x, y, N);  // y = 6 after D1's add
+        cuda_launch(st_copy_kernel, 1, 32, 0, D2)(y, out, N);  // out = 12 after the default stream's copy
+        cudaCheck(cudaStreamSynchronize(D2));
+        printf("legacy %s\n", st_all(out, N, 12) ? "right" : "wrong");
+        cudaCheck(cudaStreamDestroy(D1));
+        cudaCheck(cudaStreamDestroy(D2));
+    }
+    // cudaLaunchHostFunc between two kernels of a stream (pinned memory read and written on both sides)
+    {
+        int* h = NULL;
+        cudaCheck(cudaMallocHost((void**)&h, 4 * sizeof(int)));
+        h[0] = h[1] = h[2] = h[3] = 0;
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(h, 1, 7);    // h[0] = 7
+        cudaCheck(cudaLaunchHostFunc(A, st_host_fn, h));      // h[1] = 8, h[2] = 40
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(h + 2, 1, 2); // h[2] = 42
+        cuda_launch(st_add_kernel, 1, 32, 0, B)(h + 3, 1, 1); // elsewhere
+        cudaCheck(cudaStreamSynchronize(A));
+        printf("hostfn %s\n", h[0] == 7 && h[1] == 8 && h[2] == 42 ? "right" : "wrong");
+        cudaCheck(cudaFreeHost(h));
+    }
+    // one event recorded and waited four times; then a wait placed before a later record
+    {
+        int* bufs = (int*)dev_alloc(4 * N * sizeof(int));
+        int* outs = (int*)dev_alloc(4 * N * sizeof(int));
+        cudaCheck(cudaMemset(bufs, 0, 4 * N * sizeof(int)));
+        cudaCheck(cudaMemset(outs, 0, 4 * N * sizeof(int)));
+        cudaCheck(cudaDeviceSynchronize());
+        for (int k = 0; k < 4; k++) {
+            cuda_launch(st_add_kernel, 1, 32, 0, A)(bufs + k * N, N, k + 1);
+            cudaCheck(cudaEventRecord(e, A));
+            cudaCheck(cudaStreamWaitEvent(B, e, 0));
+            cuda_launch(st_copy_kernel, 1, 32, 0, B)(bufs + k * N, outs + k * N, N);
+        }
+        cudaCheck(cudaDeviceSynchronize());
+        bool ok = true;
+        for (int k = 0; k < 4; k++) { ok = ok && st_all(outs + k * N, N, 2 * (k + 1)); }
+        printf("rerecord %s\n", ok ? "right" : "wrong");
+        st_zero(x, N);
+        st_zero(y, N);
+        st_zero(out, N);
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 1);
+        cudaCheck(cudaEventRecord(f, A));
+        cudaCheck(cudaStreamWaitEvent(B, f, 0));           // waits for the record above only
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(y, N, 4);
+        cudaCheck(cudaEventRecord(f, A));                  // a later record: B's wait does not see it
+        cuda_launch(st_copy_kernel, 1, 32, 0, B)(y, out, N);
+        cudaCheck(cudaDeviceSynchronize());
+        printf("late %s\n", st_all(out, N, 8) ? "right" : "wrong");
+        cudaCheck(cudaFree(bufs));
+        cudaCheck(cudaFree(outs));
+    }
+    // graph capture on C, replayed twice between event waits
+    {
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        cudaCheck(cudaStreamBeginCapture(C, cudaStreamCaptureModeThreadLocal));
+        for (int i = 0; i < 3; i++) { cuda_launch(st_add_kernel, 1, 32, 0, C)(x, N, 1); }
+        cudaCheck(cudaStreamEndCapture(C, &g));
+        cudaCheck(cudaGraphInstantiate(&ge, g, 0));
+        st_zero(x, N);
+        st_zero(out, N);
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 10);
+        cudaCheck(cudaEventRecord(e, A));
+        cudaCheck(cudaStreamWaitEvent(C, e, 0));
+        cudaCheck(cudaGraphLaunch(ge, C));
+        cudaCheck(cudaGraphLaunch(ge, C));
+        cudaCheck(cudaEventRecord(f, C));
+        cudaCheck(cudaStreamWaitEvent(B, f, 0));
+        cuda_launch(st_copy_kernel, 1, 32, 0, B)(x, out, N);
+        cudaCheck(cudaDeviceSynchronize());
+        printf("graph %s\n", st_all(out, N, 32) ? "right" : "wrong");
+        cudaCheck(cudaGraphExecDestroy(ge));
+        cudaCheck(cudaGraphDestroy(g));
+    }
+    // queries answer honestly and make progress; cudaStreamSynchronize runs every stream's work
+    {
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 1);
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 1);
+        cudaEventRecord(e, A);
+        cudaError_t q0 = cudaStreamQuery(A), qe = cudaEventQuery(e);
+        int polls = 0;
+        while (cudaStreamQuery(A) == cudaErrorNotReady && polls < 100) { polls++; }
+        cudaError_t q1 = cudaStreamQuery(A), qe1 = cudaEventQuery(e);
+        printf("query first %s %s then %s %s\n", cudaGetErrorName(q0), cudaGetErrorName(qe), cudaGetErrorName(q1),
+               cudaGetErrorName(qe1));
+        cuda_launch(st_add_kernel, 1, 32, 0, B)(y, N, 1);
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 1);
+        cudaCheck(cudaStreamSynchronize(A));
+        printf("streamsync other %s\n", cudaGetErrorName(cudaStreamQuery(B)));
+        cudaCheck(cudaGetLastError());
+    }
+    // the work waits for a synchronizing call; a bad launch is still reported at its own call
+    {
+        int* h = NULL;
+        cudaCheck(cudaMallocHost((void**)&h, sizeof(int)));
+        h[0] = 0;
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(h, 1, 5);
+        int before = h[0];
+        cuda_launch(st_add_kernel, 1, 1025, 0, A)(h, 1, 1);
+        cudaError_t le = cudaGetLastError();
+        cudaCheck(cudaStreamSynchronize(A));
+        printf("deferred before %d after %d launch %s\n", before, h[0], cudaGetErrorName(le));
+        cudaCheck(cudaFreeHost(h));
+    }
+    // a pageable source of cudaMemcpyAsync may be reused at once; a pageable destination is filled at return
+    {
+        int hsrc[N], hdst[N];
+        for (int i = 0; i < N; i++) { hsrc[i] = 3; }
+        cudaCheck(cudaMemcpyAsync(x, hsrc, sizeof(hsrc), cudaMemcpyHostToDevice, A));
+        for (int i = 0; i < N; i++) { hsrc[i] = -1; }
+        cuda_launch(st_add_kernel, 1, 32, 0, A)(x, N, 1);
+        cudaCheck(cudaMemcpyAsync(hdst, x, sizeof(hdst), cudaMemcpyDeviceToHost, A));
+        bool ok = true;
+        for (int i = 0; i < N; i++) { ok = ok && hdst[i] == 4; }
+        printf("pageable %s\n", ok ? "right" : "wrong");
+    }
+    cudaCheck(cudaFree(x));
+    cudaCheck(cudaFree(y));
+    cudaCheck(cudaFree(out));
+    cudaCheck(cudaEventDestroy(e));
+    cudaCheck(cudaEventDestroy(f));
+    cudaCheck(cudaStreamDestroy(A));
+    cudaCheck(cudaStreamDestroy(B));
+    cudaCheck(cudaStreamDestroy(C));
+    // work left queued at exit still runs (the line comes from a host function)
+    cudaCheck(cudaLaunchHostFunc(0, [](void*) { printf("exit hostfn ran\n"); }, NULL));
+    return 0;
+}
+
 static void print_ints(const char* key, const int* v, int n) {
     printf("%s", key);
     for (int i = 0; i < n; i++) { printf(" %d", v[i]); }
@@ -789,6 +995,9 @@ static int child_main(const char* name) {
                count_poison(ho, 32), count_data(ho + 32, 32, 0), count_poison(ho + 64, 32), count_data(ho + 96, 32, 32));
         cudaCheck(cudaFree(g));
         cudaCheck(cudaFree(out));
+    } else if (!strcmp(name, "streams")) {
+        cudaCheck(cudaFree(d));
+        return streams_child();
     } else {
         fprintf(stderr, "test_emu: no child case %s\n", name);
         return 2;
@@ -973,6 +1182,74 @@ static void test_order(void) {
           "EMU_ORDER: with the barrier, the right result in every order");
 }
 
+// EMU_STREAMS: the streams child in serial mode and six seeds
+static void test_streams(void) {
+    static char out[CHILD_OUT];
+    static const char* cases[] = {"wait", "order", "legacy", "hostfn", "rerecord", "graph"};
+    const int NC = (int)(sizeof(cases) / sizeof(cases[0]));
+    int rc_bad = 0, wrong[16] = {0}, nowait_wrong = 0, late_wrong = 0, query_seen = 0, sync_other = 0, pageable = 0,
+        exit_ran = 0, serial_ok = 0, deferred = 0;
+    char line[256];
+    for (int seed = 0; seed <= 6; seed++) {
+        char env0[64];
+        if (seed == 0) {
+            snprintf(env0, sizeof env0, "EMU_STREAMS=serial");
+        } else {
+            snprintf(env0, sizeof env0, "EMU_STREAMS=random:%d", seed);
+        }
+        const char* env[] = {env0, NULL};
+        int rc = run_child("streams", env, out, CHILD_OUT);
+        if (rc != 0) {
+            rc_bad++;
+            printf("%s: exit %d\n%s", env0, rc, out);
+            continue;
+        }
+        for (int c = 0; c < NC; c++) {
+            line_of(out, cases[c], line, sizeof line);
+            wrong[c] += strcmp(line + strlen(cases[c]), " right") != 0;
+        }
+        line_of(out, "nowait", line, sizeof line);
+        if (seed == 0) { serial_ok += !strcmp(line, "nowait right"); }
+        else { nowait_wrong += !strcmp(line, "nowait wrong"); }
+        line_of(out, "late", line, sizeof line);
+        if (seed == 0) { serial_ok += !strcmp(line, "late right"); }
+        else { late_wrong += !strcmp(line, "late wrong"); }
+        line_of(out, "query", line, sizeof line);
+        if (seed == 0) {
+            serial_ok += !strcmp(line, "query first cudaSuccess cudaSuccess then cudaSuccess cudaSuccess");
+        } else {
+            query_seen += !strcmp(line, "query first cudaErrorNotReady cudaErrorNotReady then cudaSuccess cudaSuccess");
+        }
+        line_of(out, "streamsync", line, sizeof line);
+        sync_other += !strcmp(line, "streamsync other cudaSuccess");
+        line_of(out, "pageable", line, sizeof line);
+        pageable += !strcmp(line, "pageable right");
+        exit_ran += strstr(out, "exit hostfn ran") != NULL;
+        line_of(out, "deferred", line, sizeof line);
+        deferred += !strcmp(line, seed == 0 ? "deferred before 5 after 5 launch cudaErrorInvalidConfiguration"
+                                           : "deferred before 0 after 5 launch cudaErrorInvalidConfiguration");
+    }
+    CHECK(rc_bad == 0, "EMU_STREAMS children ran (serial, random:1..6)");
+    CHECK(wrong[0] == 0, "EMU_STREAMS: producer on A, event, consumer on B: right in serial and every seed");
+    CHECK(nowait_wrong > 0 && serial_ok == 3,
+          "EMU_STREAMS=random: without the event wait the consumer ran first in %d of 6 seeds (a missing wait caught); "
+          "serial right", nowait_wrong);
+    CHECK(wrong[1] == 0, "EMU_STREAMS: the order within each stream is kept (ten adds and a copy between)");
+    CHECK(wrong[2] == 0, "EMU_STREAMS: the legacy default stream waits for blocking streams and they for it");
+    CHECK(wrong[3] == 0, "EMU_STREAMS: cudaLaunchHostFunc runs after the kernel before it, before the one after");
+    CHECK(wrong[4] == 0, "EMU_STREAMS: one event recorded and waited four times");
+    CHECK(late_wrong > 0, "EMU_STREAMS: a wait covers the record before it, not a later one (stale in %d of 6 seeds)",
+          late_wrong);
+    CHECK(wrong[5] == 0, "EMU_STREAMS: a captured graph replayed twice between event waits");
+    CHECK(query_seen == 6, "EMU_STREAMS: cudaStreamQuery / cudaEventQuery say not ready, then polling finishes the work");
+    CHECK(sync_other == 7, "EMU_STREAMS: cudaStreamSynchronize runs every stream's queued work (documented)");
+    CHECK(pageable == 7, "EMU_STREAMS: cudaMemcpyAsync stages a pageable source at the call, fills a pageable "
+          "destination before it returns");
+    CHECK(exit_ran == 7, "EMU_STREAMS: work still queued at exit runs");
+    CHECK(deferred == 7, "EMU_STREAMS: a kernel's write lands at the synchronize (at the call when serial); a bad "
+          "launch configuration is the error of its own call");
+}
+
 static void test_child_errors(void) {
     static char out[CHILD_OUT];
     const char* none[] = {NULL};
@@ -1028,6 +1305,7 @@ int main(int argc, char** argv) {
     test_memcpy_2d();
     test_cp_async_war();
     test_order();
+    test_streams();
     test_child_errors();
 #endif
     return test_summary();

@@ -41,6 +41,10 @@ HAVE_NCCL=0
 if "$TRAIN" --help 2>&1 | grep -q "CPU backend"; then
     EMU=1
     export EMU_DEVICES=3  # one emulated device per rank, up to 3 ranks; the duplicate-GPU case sets 1
+    # every case with the streams' ready work run in a seeded random order (docs/emu.md),
+    # so a missing event wait between the model and the communication streams shows
+    export EMU_STREAMS=${EMU_STREAMS:-random:7}
+    echo "note: EMU_STREAMS=$EMU_STREAMS"
     NGPU=3
 else
     EMU=0
