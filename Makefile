@@ -146,7 +146,7 @@ CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader"
             "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
             "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt" \
             "./test_train_tokenizer ./train_tokenizer" "./test_safetensors" \
-            "bash test/test_hf.sh ./export_hf ./import_hf ./hf_logits"
+            "bash test/test_hf.sh ./export_hf ./import_hf ./hf_logits" "bash test/test_plot.sh ./train_gpt"
 
 test: train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf $(TEST_BINS) emu-build
 	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} test/run_tests.sh $(CPU_TESTS) $(EMU_TEST)

@@ -189,6 +189,15 @@ typedef struct {
     int world, rank;
     ZeroShard zs;
     GpuComm* comm;       // the collectives (NULL: one GPU, nothing to communicate)
+    // overlap (-ov 1, NCCL): in the last micro-batch's backward, each layer's
+    // gradients are reduced to their owners on comm_stream as soon as they are
+    // final (docs/distributed.md, "Overlap")
+    int overlap;               // set before gpt_alloc
+    int reducing;              // this backward reduces as it goes (overlap, last micro-batch)
+    int reduced_pending;       // comm_stream has reduced this step's gradients; `reduced` marks the end
+    cudaStream_t comm_stream;
+    cudaEvent_t* layer_ready;  // (L + 1,): layer l's gradients are final (l = L: the rest of them)
+    cudaEvent_t reduced;       // recorded on comm_stream after the last reduce of the step
     bf16* params;        // (zs.padded,) the bf16 weights the forward reads (all of them)
     float* master;       // (zs.shard,) fp32 master weights of this rank's shard
     float* grads;        // (zs.padded,) fp32; after the reduce-scatter [rank * shard, +shard) is this rank's mean
@@ -344,6 +353,14 @@ static void gpt_alloc(GPTCuda* m) {
     }
     for (int i = 0; i < 6; i++) { group_alloc(&m->groups[i]); }
     cudaCheck(cudaStreamCreate(&m->stream));
+    if (m->overlap) {
+        cudaCheck(cudaStreamCreateWithFlags(&m->comm_stream, cudaStreamNonBlocking));
+        m->layer_ready = (cudaEvent_t*)mallocCheck((size_t)(m->config.n_layer + 1) * sizeof(cudaEvent_t));
+        for (int l = 0; l <= m->config.n_layer; l++) {
+            cudaCheck(cudaEventCreateWithFlags(&m->layer_ready[l], cudaEventDisableTiming));
+        }
+        cudaCheck(cudaEventCreateWithFlags(&m->reduced, cudaEventDisableTiming));
+    }
     matmul_context_init(&m->mm, MATMUL_WORKSPACE_BYTES);
     const GPTConfig* c = &m->config;
     int hd = c->n_embd / c->n_head;
@@ -373,6 +390,12 @@ static void gpt_free_cuda(GPTCuda* m) {
         if (m->groups[i].base != NULL) { cudaCheck(cudaFree(m->groups[i].base)); }
     }
     cudaCheck(cudaStreamDestroy(m->stream));
+    if (m->overlap) {
+        for (int l = 0; l <= m->config.n_layer; l++) { cudaCheck(cudaEventDestroy(m->layer_ready[l])); }
+        free(m->layer_ready);
+        cudaCheck(cudaEventDestroy(m->reduced));
+        cudaCheck(cudaStreamDestroy(m->comm_stream));
+    }
     free(m->buckets_host);
     free(m->buckets_work);
     free(m->losses_host);
@@ -571,8 +594,39 @@ static void gpt_forward(GPTCuda* m, const int* inputs, const int* targets, int B
     m->mean_loss = (float)(sum / BT);
 }
 
+// gradients_ready: the backward (on m->stream) has finished writing the gradients
+// of layer l (l = L: of everything else: wte, lnf, lm_w, padding); comm_stream waits
+// for that and reduces them to their owners (gpu_comm_reduce_to_owners). The
+// layout is per tensor with L leading, so layer l is one slice of each of the 8
+// per-layer tensors. The last call records m->reduced, which the optimizer's
+// stream waits for (gpt_reduce_grads).
+static void gradients_ready(GPTCuda* m, int l) {
+    const int L = m->config.n_layer;
+    const ParamLayout* pl = &m->layout;
+    cudaCheck(cudaEventRecord(m->layer_ready[l], m->stream));
+    cudaCheck(cudaStreamWaitEvent(m->comm_stream, m->layer_ready[l], 0));
+    if (l < L) {
+        for (int t = P_LN1; t <= P_FCPROJ; t++) {
+            size_t per = pl->sizes[t] / L, lo = pl->offsets[t] + (size_t)l * per;
+            gpu_comm_reduce_to_owners(m->comm, m->grads, lo, lo + per, &m->zs, m->comm_stream);
+        }
+        return;
+    }
+    // the tensors without a layer index, and the padding (zeros everywhere: its sums are zeros)
+    const int rest[3] = {P_WTE, P_LNF, P_LMW};
+    for (int i = 0; i < 3; i++) {
+        size_t lo = pl->offsets[rest[i]];
+        gpu_comm_reduce_to_owners(m->comm, m->grads, lo, lo + pl->sizes[rest[i]], &m->zs, m->comm_stream);
+    }
+    gpu_comm_reduce_to_owners(m->comm, m->grads, pl->num_parameters, m->zs.padded, &m->zs, m->comm_stream);
+    cudaCheck(cudaEventRecord(m->reduced, m->comm_stream));
+    m->reduced_pending = 1;
+}
+
 // gpt_backward: after gpt_forward(..., train = 1): adds the gradient of
-// loss_scale * mean(losses) to m->grads (fp32, +=; the caller zeroes them per step)
+// loss_scale * mean(losses) to m->grads (fp32, +=; the caller zeroes them per step).
+// With m->reducing, each layer's gradients are handed to comm_stream as soon as
+// they are final (gradients_ready).
 static void gpt_backward(GPTCuda* m, int B, int T) {
     const GPTConfig* c = &m->config;
     int L = c->n_layer, C = c->n_embd, NH = c->n_head, NKV = c->n_kv_head, hd = C / NH, F = c->ffn_dim;
@@ -628,8 +682,10 @@ static void gpt_backward(GPTCuda* m, int B, int T) {
         rmsnorm_backward(w->dres, grad_ptr(m, P_LN1) + (size_t)l * C, w->red, w->dln, y.x, ln1_w, y.ln1_rstd, BT, C,
                          st);
         // w->dres now holds d(x): the layer below reads it as its d(out)
+        if (m->reducing) { gradients_ready(m, l); }
     }
     encoder_backward(grad_ptr(m, P_WTE), w->buckets, m->buckets_host, w->dres, BT, C, st);
+    if (m->reducing) { gradients_ready(m, L); }
 }
 
 static void gpt_zero_grad_cuda(GPTCuda* m) {
@@ -638,12 +694,17 @@ static void gpt_zero_grad_cuda(GPTCuda* m) {
 
 // gpt_reduce_grads: once per optimizer step, after the last micro-step's
 // backward: this rank's shard of the gradients becomes their mean over the ranks
-// (reduce-scatter of the sum, then 1/world). One reduce-scatter of the whole flat
-// buffer: the layout is per tensor with L leading, so a layer's gradients are not
-// contiguous and per-layer buckets cannot overlap the backward (docs/distributed.md).
+// (the sum, then 1/world). With overlap the sums were made on comm_stream during
+// the backward (gradients_ready): m->stream waits for the last of them. Without,
+// one reduce-scatter of the whole flat buffer here.
 static void gpt_reduce_grads(GPTCuda* m) {
     if (m->comm == NULL || m->world == 1) { return; }
-    gpu_comm_reduce_scatter_sum(m->comm, m->grads, &m->zs, m->stream);
+    if (m->reduced_pending) {
+        cudaCheck(cudaStreamWaitEvent(m->stream, m->reduced, 0));
+        m->reduced_pending = 0;
+    } else {
+        gpu_comm_reduce_scatter_sum(m->comm, m->grads, &m->zs, m->stream);
+    }
     scale_f32(m->grads + m->zs.start, m->zs.end - m->zs.start, 1.0f / m->world, m->stream);
 }
 
@@ -735,9 +796,10 @@ static double device_peak_bf16(const cudaDeviceProp* p) {
 // micro-batch, after which the gradients are final. Returns the mean loss.
 static float gpt_forward_backward(GPTCuda* m, const int* inputs, const int* targets, int B, int T, float zloss,
                                   float loss_scale, int last) {
-    (void)last;
     gpt_forward(m, inputs, targets, B, T, zloss, loss_scale, 1);
+    m->reducing = m->overlap && last;
     gpt_backward(m, B, T);
+    m->reducing = 0;
     return m->mean_loss;
 }
 
@@ -851,12 +913,19 @@ int main(int argc, char** argv) {
 #else
     GpuCommBackend backend = GPU_COMM_MPI;
 #endif
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "-cb") == 0) {
-            backend = gpu_comm_backend_parse(argv[i + 1]);
+    // -ov 0|1: the gradient reduction overlapped with the backward (NCCL; default 1)
+    int overlap = 1;
+    for (int i = 1; i + 1 < argc;) {
+        if (strcmp(argv[i], "-cb") == 0 || strcmp(argv[i], "-ov") == 0) {
+            if (argv[i][1] == 'c') {
+                backend = gpu_comm_backend_parse(argv[i + 1]);
+            } else {
+                overlap = parse_int(argv[i + 1], "-ov", 0, 1);
+            }
             for (int j = i; j + 2 < argc; j++) { argv[j] = argv[j + 2]; }
             argc -= 2;
-            break;
+        } else {
+            i++;
         }
     }
     // the job: MPI when a launcher started us, RANK / WORLD_SIZE with LLMC_RENDEZVOUS,
@@ -880,6 +949,8 @@ int main(int argc, char** argv) {
 #else
                    "; this build has no NCCL: mpi only\n");
 #endif
+            printf("  -ov <0|1>   reduce each layer's gradients during the backward, on a stream of their own\n"
+                   "              (NCCL; mpi reduces after the backward) (default 1)\n");
 #ifdef USE_MPI
             printf("processes: built with MPI; mpirun -np N %s ... trains on N data-parallel processes "
                    "(docs/distributed.md)\n", argv[0]);
@@ -925,12 +996,13 @@ int main(int argc, char** argv) {
     GpuComm gcomm;
     uint64_t backend_hash = HASH_SEED;
     HASH_FIELD(backend_hash, backend);
+    HASH_FIELD(backend_hash, overlap);  // -ov decides the sequence of collectives
     if (comm.mpi || world == 1) {
-        train_check_flags_agree(&comm, &args, "the communication backend (-cb)", backend_hash);
+        train_check_flags_agree(&comm, &args, "the communication flags (-cb, -ov)", backend_hash);
         gpu_comm_init(&gcomm, &comm, backend);
     } else {
         gpu_comm_init(&gcomm, &comm, backend);
-        train_check_flags_agree(&comm, &args, "the communication backend (-cb)", backend_hash);
+        train_check_flags_agree(&comm, &args, "the communication flags (-cb, -ov)", backend_hash);
     }
     if (args.output_dir != NULL) { make_dir(args.output_dir); }
 
@@ -946,6 +1018,7 @@ int main(int argc, char** argv) {
     memset(&model, 0, sizeof(model));
     gpt_plan_sharded(&model, c, args.B, args.T, args.recompute, world, rank);
     model.comm = gcomm.backend != GPU_COMM_NONE ? &gcomm : NULL;
+    model.overlap = overlap && gpu_comm_can_overlap(model.comm);
     double flops_tok = model_flops_per_token(c, args.T);
     double peak = device_peak_bf16(&prop);
     if (rank == 0) {
@@ -953,8 +1026,10 @@ int main(int argc, char** argv) {
         printf("device: %s (sm_%d%d, %.1f GiB, %d SMs) | peak bf16 %s\n", prop.name, prop.major, prop.minor,
                prop.totalGlobalMem / 1073741824.0, prop.multiProcessorCount,
                peak > 0 ? "known" : "unknown (MFU not shown)");
-        printf("parameters: %zu | FLOPs per token: %.3e | processes: %d | communication: %s\n",
-               model.layout.num_parameters, flops_tok, world, gpu_comm_backend_name(gcomm.backend));
+        printf("parameters: %zu | FLOPs per token: %.3e | processes: %d | communication: %s%s\n",
+               model.layout.num_parameters, flops_tok, world, gpu_comm_backend_name(gcomm.backend),
+               model.overlap ? ", overlapped with the backward"
+               : world > 1 && overlap ? " (-ov 1 needs nccl: reduced after the backward)" : "");
         gpt_print_plan(&model, stdout);
     }
     gpt_alloc(&model);

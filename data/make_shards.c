@@ -8,12 +8,14 @@
  *   ./make_shards -o data/mine/mine --jsonl docs.jsonl   (a "text" field per line)
  *   ./make_shards -o data/mine/mine --lines docs.txt     (one document per line)
  *   ./make_shards --stats "data/mine/mine_train_*.bin"   (unigram entropy)
+ *   ./make_shards --text -o data/mine/mine --jsonl docs.jsonl  (the split as text,
+ *       <prefix>_val.txt and <prefix>_train.txt, one document per paragraph: the
+ *       input of train_tokenizer, so that a tokenizer never sees the validation text)
  * Output: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ...
  * Flags: -tk tokenizer (default data/gpt2/tokenizer.bin), -v validation
  * documents (default 1% of the documents, at least 1), -s tokens per shard
  * (default 100M). Every shard is written atomically (temp name, rename).
  */
-#include <ctype.h>
 #include <glob.h>
 #include <math.h>
 #include <stdint.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "llmc/dataloader.h"
+#include "llmc/json.h"
 #include "llmc/shard.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
@@ -67,103 +70,27 @@ static void check_text(const char* what, const char* s, size_t n) {
     if (bad * 100 > n) { die("'%s' looks binary (%zu of %zu bytes are not UTF-8); give text files", what, bad, n); }
 }
 
-// json_find_key: in one JSON object line, the position just after the ':' of the
-// top-level key `key` (spaces skipped), or NULL when the object has no such key.
-// Walks the keys and skips the other values, so a value that happens to read
-// "text" (e.g. {"type": "text", "text": ...}) or a nested "text" is not taken.
-static const char* json_skip_string(const char* p, const char* end) {  // p at the opening quote
-    for (p++; p < end; p++) {
-        if (*p == '\\') { p++; continue; }
-        if (*p == '"') return p + 1;
-    }
-    return NULL;
-}
-static const char* json_skip_ws(const char* p, const char* end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
-    return p;
-}
-static const char* json_skip_value(const char* p, const char* end) {  // to the ',' or '}' after it
-    int depth = 0;
-    while (p < end) {
-        if (*p == '"') { if ((p = json_skip_string(p, end)) == NULL) return NULL; continue; }
-        if (*p == '{' || *p == '[') depth++;
-        else if (*p == '}' || *p == ']') { if (depth == 0) return p; depth--; }
-        else if (*p == ',' && depth == 0) return p;
-        p++;
-    }
-    return NULL;
-}
-static const char* json_find_key(const char* line, size_t n, const char* key) {
-    const char* end = line + n;
-    size_t klen = strlen(key);
-    const char* p = json_skip_ws(line, end);
-    if (p >= end || *p != '{') return NULL;
-    p = json_skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char* k = p + 1;
-        const char* q = json_skip_string(p, end);
-        if (q == NULL) return NULL;
-        int match = (size_t)(q - 1 - k) == klen && memcmp(k, key, klen) == 0;
-        p = json_skip_ws(q, end);
-        if (p >= end || *p != ':') return NULL;
-        p = json_skip_ws(p + 1, end);
-        if (match) return p;
-        if ((p = json_skip_value(p, end)) == NULL || *p != ',') return NULL;
-        p = json_skip_ws(p + 1, end);
-    }
-    return NULL;
-}
-
-// json_text_field: the decoded "text" string of one JSON object line, or NULL
+// json_text_field: the decoded top-level "text" string of one JSON line, parsed
+// by llmc/json.h's strict parser (a key named "text" deeper in the object, or a
+// value "text", is not it); NULL when the object has none. Malformed JSON, a
+// "text" that is not a string or that holds a NUL character is a one-line error.
 static char* json_text_field(const char* line, size_t n, size_t* out_len, const char* path, size_t lineno) {
-    const char* end = line + n;
-    const char* key = json_find_key(line, n, "text");
-    if (key == NULL) { return NULL; }
-    if (key >= end || *key != '"') { die("'%s' line %zu: \"text\" is not a string", path, lineno); }
-    key++;
-    char* out = (char*)mallocCheck(n + 1);
-    size_t m = 0;
-    while (key < end && *key != '"') {
-        if (*key != '\\') { out[m++] = *key++; continue; }
-        if (key + 1 >= end) break;
-        char e = key[1];
-        key += 2;
-        switch (e) {
-            case 'n': out[m++] = '\n'; break;
-            case 't': out[m++] = '\t'; break;
-            case 'r': out[m++] = '\r'; break;
-            case 'b': out[m++] = '\b'; break;
-            case 'f': out[m++] = '\f'; break;
-            case '/': case '\\': case '"': out[m++] = e; break;
-            case 'u': {
-                if (key + 4 > end || !isxdigit((unsigned char)key[0]) || !isxdigit((unsigned char)key[1]) ||
-                    !isxdigit((unsigned char)key[2]) || !isxdigit((unsigned char)key[3])) {
-                    die("'%s' line %zu: bad \\u escape", path, lineno);
-                }
-                uint32_t cp = (uint32_t)strtoul((char[5]){key[0], key[1], key[2], key[3], 0}, NULL, 16);
-                key += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF && key + 6 <= end && key[0] == '\\' && key[1] == 'u') {
-                    uint32_t lo = (uint32_t)strtoul((char[5]){key[2], key[3], key[4], key[5], 0}, NULL, 16);
-                    if (lo >= 0xDC00 && lo <= 0xDFFF) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); key += 6; }
-                }
-                if (cp >= 0xD800 && cp <= 0xDFFF) { cp = 0xFFFD; }  // a lone surrogate
-                if (cp == 0) { die("'%s' line %zu: a NUL character (\\u0000) in the text", path, lineno); }
-                if (cp < 0x80) { out[m++] = (char)cp; }
-                else if (cp < 0x800) { out[m++] = (char)(0xC0 | (cp >> 6)); out[m++] = (char)(0x80 | (cp & 0x3F)); }
-                else if (cp < 0x10000) {
-                    out[m++] = (char)(0xE0 | (cp >> 12)); out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    out[m++] = (char)(0x80 | (cp & 0x3F));
-                } else {
-                    out[m++] = (char)(0xF0 | (cp >> 18)); out[m++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                    out[m++] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[m++] = (char)(0x80 | (cp & 0x3F));
-                }
-                break;
-            }
-            default: die("'%s' line %zu: bad escape \\%c", path, lineno, e);
+    Json j;
+    if (json_parse(&j, line, n) != 0) { die("'%s' line %zu: %s", path, lineno, j.err); }
+    if (j.nodes[0].type != JSON_OBJECT) { die("'%s' line %zu: not a JSON object", path, lineno); }
+    const int t = json_get(&j, 0, "text");
+    char* out = NULL;
+    if (t >= 0) {
+        if (j.nodes[t].type != JSON_STRING) { die("'%s' line %zu: \"text\" is not a string", path, lineno); }
+        const size_t len = j.nodes[t].str_len;
+        if (memchr(json_str(&j, t), '\0', len) != NULL) {
+            die("'%s' line %zu: a NUL character (\\u0000) in the text", path, lineno);
         }
+        out = (char*)mallocCheck(len + 1);
+        memcpy(out, json_str(&j, t), len + 1);
+        *out_len = len;
     }
-    if (key >= end) { die("'%s' line %zu: unterminated \"text\" string", path, lineno); }
-    *out_len = m;
+    json_free(&j);
     return out;
 }
 
@@ -208,6 +135,31 @@ static void flush_shard(const char* prefix, const char* split, int* index, uint3
     printf("wrote %s (%zu tokens)\n", path, n);
     (*index)++;
     (*total_shards)++;
+}
+
+// write_text_split (--text): <prefix>_val.txt holds documents [0, nval), <prefix>_train.txt
+// the rest, each document followed by a blank line; both written atomically
+static void write_text_split(const char* prefix, DocList* d, size_t nval) {
+    const char* split[2] = {"val", "train"};
+    for (int s = 0; s < 2; s++) {
+        char path[1200];
+        if ((size_t)snprintf(path, sizeof(path), "%s_%s.txt", prefix, split[s]) >= sizeof(path)) {
+            die("output prefix too long");
+        }
+        AtomicFile af;
+        atomic_file_open(&af, path);
+        size_t lo = s == 0 ? 0 : nval, hi = s == 0 ? nval : d->n, bytes = 0;
+        for (size_t i = lo; i < hi; i++) {
+            fwriteCheck(d->docs[i], 1, d->lens[i], af.fp, af.tmp);
+            fwriteCheck("\n\n", 1, 2, af.fp, af.tmp);
+            bytes += d->lens[i] + 2;
+            free(d->docs[i]);
+        }
+        atomic_file_commit(&af);
+        printf("wrote %s (%zu documents, %zu bytes)\n", path, hi - lo, bytes);
+    }
+    free(d->docs);
+    free(d->lens);
 }
 
 // stats: unigram entropy of the tokens in shards matching a glob
@@ -256,6 +208,7 @@ int main(int argc, char** argv) {
     const char* lines = NULL;
     long long val_docs = -1;
     long long shard_size = 100000000;
+    int text_only = 0;
     DocList d = {0};
     char** files = (char**)mallocCheck(argc * sizeof(char*));
     int nfiles = 0;
@@ -263,7 +216,8 @@ int main(int argc, char** argv) {
         const char* f = argv[i];
         if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) {
             printf("usage: %s -o <prefix> [-tk tok.bin] [-v val_docs] [-s shard_tokens] (files... | --jsonl F | --lines F)\n"
-                   "       %s --stats '<glob of shards>'\n", argv[0], argv[0]);
+                   "       %s --text -o <prefix> [-v val_docs] (files... | --jsonl F | --lines F)   (the split as text)\n"
+                   "       %s --stats '<glob of shards>'\n", argv[0], argv[0], argv[0]);
             return 0;
         }
         if (strcmp(f, "--stats") == 0) {
@@ -272,6 +226,7 @@ int main(int argc, char** argv) {
             free(files);
             return 0;
         }
+        if (strcmp(f, "--text") == 0) { text_only = 1; continue; }
         if (f[0] == '-') {
             if (i + 1 >= argc) { die("flag %s needs a value (see --help)", f); }
             const char* v = argv[++i];
@@ -295,8 +250,10 @@ int main(int argc, char** argv) {
     }
     if ((jsonl != NULL) + (lines != NULL) + (nfiles > 0) != 1) { die("give input files, or --jsonl FILE, or --lines FILE"); }
     Tokenizer tok;
-    tokenizer_init(&tok, tok_path);
-    if (!tok.can_encode) { die("tokenizer '%s' has no merges: it cannot encode", tok_path); }
+    if (!text_only) {
+        tokenizer_init(&tok, tok_path);
+        if (!tok.can_encode) { die("tokenizer '%s' has no merges: it cannot encode", tok_path); }
+    }
     if (jsonl) read_lines(&d, jsonl, 1);
     if (lines) read_lines(&d, lines, 0);
     for (int i = 0; i < nfiles; i++) {
@@ -309,6 +266,11 @@ int main(int argc, char** argv) {
     if (d.n == 0) { die("the input holds no documents"); }
     if (val_docs < 0) { val_docs = d.n / 100 > 0 ? (long long)(d.n / 100) : 1; }
     if ((size_t)val_docs >= d.n) { die("flag -v: %lld validation documents leave none for training (%zu documents)", val_docs, d.n); }
+    if (text_only) {
+        write_text_split(prefix, &d, (size_t)val_docs);
+        free(files);
+        return 0;
+    }
 
     uint32_t* buf = (uint32_t*)mallocCheck(((size_t)shard_size + 1) * sizeof(uint32_t));
     size_t nbuf = 0, total_tokens = 0, val_tokens = 0, shards = 0, bytes = 0;

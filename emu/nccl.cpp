@@ -11,7 +11,7 @@ What is modelled:
   - one process per device, as NCCL: two ranks on the same host and the same device
     (cudaSetDevice, with EMU_DEVICES devices per process) fail at init with
     ncclInvalidUsage and NCCL's "Duplicate GPU detected" message;
-  - AllReduce, ReduceScatter, AllGather, Broadcast, in place or not, on the
+  - AllReduce, Reduce, ReduceScatter, AllGather, Broadcast, in place or not, on the
     integer, fp16, bf16, fp32 and fp64 types, with sum, prod, max, min and avg.
     Reductions combine the ranks' values in rank order 0, 1, ..., n-1 (in fp32 for
     the 16-bit float types, rounded once to the type at the end), so every rank gets
@@ -316,7 +316,7 @@ ncclResult_t ncclGroupEnd(void) { return ncclSuccess; }
 // ----------------------------------------------------------------------------
 // the collectives: checked at the call, run as an operation of the stream
 
-enum Kind { ALL_REDUCE, REDUCE_SCATTER, ALL_GATHER, BROADCAST };
+enum Kind { ALL_REDUCE, REDUCE, REDUCE_SCATTER, ALL_GATHER, BROADCAST };
 struct Op {
     Kind kind;
     ncclComm* comm;
@@ -362,6 +362,17 @@ static void run_op(void* arg) {
                 break;
             }
             reduce(o->recv, all.data(), bytes, n, o->count, o->type, o->op);
+            break;
+        }
+        case REDUCE: {  // the root gathers every rank's buffer and reduces them in rank order
+            std::vector<char> all(c->rank == o->root ? bytes * n : 0);
+            if (n == 1) {
+                memcpy(all.data(), o->send, bytes);
+            } else if (!mpi_ok(o, MPI_Gather(o->send, (int)o->count, elem, all.data(), (int)o->count, elem, o->root,
+                                             c->mpi), "ncclReduce")) {
+                break;
+            }
+            if (c->rank == o->root) { reduce(o->recv, all.data(), bytes, n, o->count, o->type, o->op); }
             break;
         }
         case REDUCE_SCATTER: {  // rank r gets chunk r of every rank, and reduces them in rank order
@@ -421,8 +432,9 @@ static ncclResult_t submit(const char* what, Kind kind, const void* send, void* 
     size_t send_elems = kind == REDUCE_SCATTER ? count * n : count;
     size_t recv_elems = kind == ALL_GATHER ? count * n : count;
     bool send_used = kind != BROADCAST || comm->rank == root;
+    bool recv_used = kind != REDUCE || comm->rank == root;  // ncclReduce writes the root's only
     if ((send_used && emu_check_device_range(send, send_elems * eb, what) != 0) ||
-        emu_check_device_range(recv, recv_elems * eb, what) != 0) {
+        (recv_used && emu_check_device_range(recv, recv_elems * eb, what) != 0)) {
         nccl_warn(comm, "%s: a buffer is not device memory", what);
         return ncclInvalidArgument;
     }
@@ -440,6 +452,10 @@ extern "C" {
 ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
     return submit("ncclAllReduce", ALL_REDUCE, sendbuff, recvbuff, count, datatype, op, 0, comm, stream);
+}
+ncclResult_t ncclReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
+                        int root, ncclComm_t comm, cudaStream_t stream) {
+    return submit("ncclReduce", REDUCE, sendbuff, recvbuff, count, datatype, op, root, comm, stream);
 }
 ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, ncclDataType_t datatype,
                                ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {

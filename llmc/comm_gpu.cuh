@@ -34,7 +34,8 @@
  *
  * defines: ncclCheck (with USE_NCCL), GpuCommBackend, GpuComm, gpu_comm_backend_parse,
  *          gpu_comm_backend_name, gpu_comm_init, gpu_comm_free, gpu_comm_wait,
- *          gpu_comm_reduce_scatter_sum, gpu_comm_allgather_bf16, gpu_comm_allgather_f32,
+ *          gpu_comm_reduce_scatter_sum, gpu_comm_can_overlap, gpu_comm_reduce_to_owners,
+ *          gpu_comm_allgather_bf16, gpu_comm_allgather_f32,
  *          scale_f32_kernel, scale_f32
  */
 #ifndef LLMC_COMM_GPU_CUH
@@ -300,6 +301,38 @@ static void gpu_comm_reduce_scatter_sum(GpuComm* g, float* buf, const ZeroShard*
     cudaCheck(cudaMemcpyAsync(buf + z->start, recv, (z->end - z->start) * sizeof(float), cudaMemcpyHostToDevice,
                               stream));
     gpu_comm_wait(g, stream, "gradient shard to the device");  // recv is reused by the next call
+}
+
+// gpu_comm_can_overlap: whether gradients can be reduced range by range on a
+// stream of their own during the backward (gpu_comm_reduce_to_owners): NCCL
+// only; the host-staged backend reduces after the backward
+static int gpu_comm_can_overlap(const GpuComm* g) {
+    return g != NULL && g->backend == GPU_COMM_NCCL && g->host->world > 1;
+}
+
+// gpu_comm_reduce_to_owners: buf (padded,) fp32 on every rank; afterwards the
+// part of buf[lo, hi) inside a rank's shard [r * shard, (r + 1) * shard) holds,
+// on that rank r, the sum over ranks (one in-place ncclReduce per owner, in a
+// group). The same sums as gpu_comm_reduce_scatter_sum's over that range; the
+// parts other ranks own are left as they were. NCCL only (gpu_comm_can_overlap).
+static void gpu_comm_reduce_to_owners(GpuComm* g, float* buf, size_t lo, size_t hi, const ZeroShard* z,
+                                      cudaStream_t stream) {
+    if (hi <= lo) { return; }
+#ifdef USE_NCCL
+    if (gpu_comm_can_overlap(g)) {
+        const size_t sh = z->shard;
+        ncclCall(g, ncclGroupStart());
+        for (size_t r = lo / sh; r < (size_t)g->host->world && r * sh < hi; r++) {
+            size_t a = lo > r * sh ? lo : r * sh, b = hi < (r + 1) * sh ? hi : (r + 1) * sh;
+            if (b > a) { ncclCall(g, ncclReduce(buf + a, buf + a, b - a, ncclFloat32, ncclSum, (int)r, g->nccl, stream)); }
+        }
+        ncclCall(g, ncclGroupEnd());
+        return;
+    }
+#endif
+    (void)g; (void)buf; (void)z; (void)stream;
+    fprintf(stderr, "error: gpu_comm_reduce_to_owners needs the NCCL backend [%s:%d]\n", __FILE__, __LINE__);
+    exit(1);
 }
 
 // gpu_comm_allgather_bf16: buf (padded,) bf16; every rank's shard goes to every rank

@@ -10,7 +10,7 @@
 #   - export -> import gives a bit-identical checkpoint (fp32)
 #   - the folder straight as -e: the same logits as its import; train_gpt -e folder
 #     trains bit-identically to -e the import, and the fine-tuned model exports
-#     (numpy forward again); a quickstart-shaped model (GPT-2 vocabulary, soft-cap)
+#     (numpy forward again); a quickstart-shaped model (its own BPE tokenizer, soft-cap)
 #     exports with -lossy
 #   - folders of random weights written by numpy (F32, BF16, F16, sharded,
 #     tied/untied) import, and our forward gives numpy's logits
@@ -155,17 +155,25 @@ else
 fi
 run_ok "export the fine-tuned model" $EXPORT "$W/ft/model_00000002.bin" "$W/hft"
 logits "$W/ft/model_00000002.bin" "$W/lft.f32" $TOKS
-# the quickstart's kind of model (d2, GPT-2's vocabulary, soft-cap on): exports with -lossy
-if [ $HAVE_TK = 1 ]; then
-    $GEN "$W/g_000.bin" 2000 50257 5 > /dev/null || bad "gen_shard 50257 failed"
-    $TRAIN -e d2 -ms 64 -b 1 -t 32 -x 1 -v 0 -s 0 -i "$W/g_*.bin" -o "$W/qs" > "$W/qs.log" 2>&1 || bad "d2 at 50257 tokens: $(tail -2 "$W/qs.log")"
-    if $EXPORT "$W/qs/model_00000001.bin" "$W/hqs" -lossy -j "$W/g_*.bin" -tok "$TK" > "$W/qs_e.txt" 2>&1 &&
+# the quickstart's kind of model (d2, its own BPE tokenizer from train_tokenizer, soft-cap
+# on): exports with -lossy and its tokenizer, whose tokenizer.json numpy checks in batch 2
+QTK=""
+TT=$(dirname "$EXPORT")/train_tokenizer
+if [ -x "$TT" ] && cat README.md docs/*.md llmc/*.h > "$W/qs_text.txt" &&
+   OMP_NUM_THREADS=1 "$TT" -i "$W/qs_text.txt" -vs 1024 -o "$W/qs_tok.bin" > "$W/qs_tt.txt" 2>&1; then
+    QTK="$W/qs_tok.bin"
+    QV=$(sed -n 's/.*| vocab \([0-9]*\) (EOT.*/\1/p' "$W/qs_tt.txt")
+    $GEN "$W/g_000.bin" 2000 "$QV" 5 > /dev/null || bad "gen_shard $QV failed"
+    $TRAIN -e d2 -vs "$QV" -ms 64 -b 1 -t 32 -x 1 -v 0 -s 0 -i "$W/g_*.bin" -o "$W/qs" > "$W/qs.log" 2>&1 || bad "d2 at $QV tokens: $(tail -2 "$W/qs.log")"
+    if $EXPORT "$W/qs/model_00000001.bin" "$W/hqs" -lossy -j "$W/g_*.bin" -tok "$QTK" > "$W/qs_e.txt" 2>&1 &&
        grep -qE "on 4 validation sequences: max \|logit difference\| [0-9.e-]+, loss difference [-+][0-9.]+$" "$W/qs_e.txt" &&
        [ -f "$W/hqs/tokenizer.json" ] && [ -f "$W/hqs/model.safetensors" ]; then
-        ok "quickstart-shaped model (d2, 50257 tokens, soft-cap on) exports with -lossy: $(grep 'lossy' "$W/qs_e.txt" | head -n 1)"
+        ok "quickstart-shaped model (d2, a $QV-token tokenizer of train_tokenizer, soft-cap on) exports with -lossy: $(grep 'lossy' "$W/qs_e.txt" | head -n 1)"
     else
         bad "quickstart-shaped export: $(tail -3 "$W/qs_e.txt")"
     fi
+else
+    bad "train_tokenizer ($TT) for the quickstart-shaped model: $(tail -2 "$W/qs_tt.txt" 2> /dev/null)"
 fi
 
 # 5. numpy batch 2: every comparison; the mutated copies must fail theirs
@@ -177,6 +185,7 @@ fi
     for kind in gate_up kv rope; do echo "!compare $W/m_$kind $W/lq.f32 $TOKS"; done
     for i in 1 2 3 4; do echo "compare $W/r$i $W/lr$i.f32 $RTOKS"; done
     [ $HAVE_TK = 1 ] && echo "tokenizer $W/hg $TK"
+    [ -n "$QTK" ] && echo "tokenizer $W/hqs $QTK"
 } > "$W/batch2.txt"
 py_batch "$W/batch2.txt"
 

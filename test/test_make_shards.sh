@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_make_shards.sh: make_shards on small inputs: files, --lines and --jsonl
 # give the right documents and an EOT before each; the shards load in the
-# trainer's reader; empty and binary input are one-line errors that leave no
-# shard behind.
+# trainer's reader; --text writes the split as text; empty and binary input and
+# malformed JSON lines are one-line errors that leave no shard behind.
 #   usage: bash test/test_make_shards.sh ./make_shards
 set -u
 MS=${1:-./make_shards}
@@ -19,20 +19,46 @@ printf 'line one\nline two\n\nline three\n' > "$W/lines.txt"
 "$MS" -o "$W/l" -v 1 --lines "$W/lines.txt" 2>&1 | grep -q "documents 3" && ok "--lines: one document per non-empty line" || bad "--lines"
 printf '{"text": "caf\\u00e9 \\"q\\"\\n", "id": 1}\n{"id": 2, "text": "two"}\n' > "$W/d.jsonl"
 "$MS" -o "$W/j" -v 1 --jsonl "$W/d.jsonl" 2>&1 | grep -q "documents 2" && ok "--jsonl: the text field of each line" || bad "--jsonl"
+# ms_fails <desc> <regex> <out prefix> <make_shards args...>: non-zero, an "error: " line
+# matching the regex, and no file under the output prefix
+ms_fails() {
+    local desc=$1 pat=$2 prefix=$3
+    shift 3
+    "$MS" -o "$prefix" "$@" > /dev/null 2> "$W/err.txt"; local rc=$?
+    if [ $rc -ne 0 ] && grep -q "^error: .*$pat" "$W/err.txt" && ! ls "$prefix"_* > /dev/null 2>&1; then
+        ok "$desc: $(head -1 "$W/err.txt")"
+    else
+        bad "$desc: rc $rc: $(cat "$W/err.txt")"
+    fi
+}
 : > "$W/empty.txt"
-"$MS" -o "$W/e" "$W/empty.txt" 2> "$W/err.txt"; rc=$?
-[ $rc -ne 0 ] && grep -q "^error: .*empty.txt.*empty" "$W/err.txt" && ! ls "$W"/e_* > /dev/null 2>&1 && ok "empty input: $(head -1 "$W/err.txt")" || bad "empty input rc $rc: $(cat "$W/err.txt")"
+ms_fails "empty input" "empty.txt.*empty" "$W/e" "$W/empty.txt"
 head -c 4000 /bin/ls > "$W/bin.dat"
-"$MS" -o "$W/x" "$W/bin.dat" "$W/a.txt" 2> "$W/err.txt"; rc=$?
-[ $rc -ne 0 ] && grep -q "^error: .*bin.dat.*binary" "$W/err.txt" && ! ls "$W"/x_* > /dev/null 2>&1 && ok "binary input: $(head -1 "$W/err.txt")" || bad "binary input rc $rc: $(cat "$W/err.txt")"
-"$MS" -o "$W/y" --jsonl "$W/lines.txt" 2> "$W/err.txt"; rc=$?
-[ $rc -ne 0 ] && grep -q "^error: .*no \"text\" field" "$W/err.txt" && ok "jsonl without a text field: $(head -1 "$W/err.txt")" || bad "bad jsonl rc $rc"
+ms_fails "binary input" "bin.dat.*binary" "$W/x" "$W/bin.dat" "$W/a.txt"
+ms_fails "plain text as jsonl" "lines.txt' line 1: invalid JSON" "$W/y" --jsonl "$W/lines.txt"
+printf '{"id": 1, "meta": {"text": "nested"}}\n' > "$W/nt.jsonl"
+ms_fails "jsonl without a text field" "line 1 has no \"text\" field" "$W/nt" --jsonl "$W/nt.jsonl"
 printf '{"type": "text", "meta": {"text": "nested"}, "text": "the real one"}\n{"text": "b"}\n' > "$W/k.jsonl"
 "$MS" -o "$W/k" -v 1 --jsonl "$W/k.jsonl" > /dev/null 2>&1 && od -An -tu2 -j1024 "$W/k_val_000000.bin" | tr -s ' ' | grep -q "^ 50256 1169 1103 530$" \
     && ok "--jsonl takes the top-level text key, not a value or a nested key" || bad "jsonl key: $(od -An -tu2 -j1024 "$W/k_val_000000.bin")"
+# malformed lines: llmc/json.h's strict parser names the line and the fault
 printf '{"text": "bad \\u00zz"}\n' > "$W/u.jsonl"
-"$MS" -o "$W/u" --jsonl "$W/u.jsonl" 2> "$W/err.txt"; rc=$?
-[ $rc -ne 0 ] && grep -q "^error: .*bad .u escape" "$W/err.txt" && ok "a bad \\u escape is an error" || bad "bad escape rc $rc: $(cat "$W/err.txt")"
+ms_fails "a bad \\u escape" "u.jsonl' line 1: invalid JSON at byte [0-9]*: bad hex digit in .u escape" "$W/u" --jsonl "$W/u.jsonl"
+printf '{"text": "ok"}\n{"text": "lone \\ud800 surrogate"}\n' > "$W/s.jsonl"
+ms_fails "a lone surrogate" "s.jsonl' line 2: .*lone high surrogate" "$W/s" --jsonl "$W/s.jsonl"
+printf '{"text": "a", "text": "b"}\n' > "$W/dk.jsonl"
+ms_fails "a duplicate text key" "line 1: .*duplicate" "$W/dk" --jsonl "$W/dk.jsonl"
+printf '{"text": "nul \\u0000 here"}\n' > "$W/nul.jsonl"
+ms_fails "\\u0000 in the text" "line 1: a NUL character" "$W/nul" --jsonl "$W/nul.jsonl"
+printf '{"text": 5}\n' > "$W/num.jsonl"
+ms_fails "a text that is a number" "line 1: \"text\" is not a string" "$W/num" --jsonl "$W/num.jsonl"
+# --text: the same split as text, each document followed by a blank line; no tokenizer read
+"$MS" --text -o "$W/tx/s" -v 1 -tk "$W/none.bin" --jsonl "$W/d.jsonl" > "$W/out.txt" 2>&1 &&
+    [ "$(cat "$W/tx/s_val.txt"; echo .)" = "$(printf 'caf\xc3\xa9 "q"\n\n\n.')" ] &&
+    [ "$(cat "$W/tx/s_train.txt"; echo .)" = "$(printf 'two\n\n.')" ] && ! ls "$W"/tx/*.bin > /dev/null 2>&1 &&
+    grep -q "s_train.txt (1 documents, 5 bytes)" "$W/out.txt" \
+    && ok "--text: <prefix>_val.txt and <prefix>_train.txt hold the split's documents, no shards" || bad "--text: $(cat "$W/out.txt")"
+ms_fails "--text with no training documents" "flag -v: 3 validation documents leave none" "$W/tx/f" --text -v 3 "$W/a.txt" "$W/b.txt" "$W/c.txt"
 # tokenizer files: missing, truncated, wrong magic, wrong version
 expect_tok() {
     "$MS" -o "$W/t" -tk "$2" "$W/a.txt" 2> "$W/err.txt"; local rc=$?

@@ -21,8 +21,12 @@
 #   - a 2-rank run stopped at a checkpoint and resumed ends with bit-identical
 #     losses, model file and per-rank state files (each half the optimizer state),
 #     with each backend;
+#   - overlap (-ov 1, the default with NCCL: each layer's gradients reduced on a
+#     communication stream during the backward) against -ov 0 (one reduce-scatter
+#     after it): bit-identical losses and model files, with gradient accumulation,
+#     2 and 3 ranks; in EMU_STREAMS=random mode a missing event wait shows here;
 #   - resuming with another process count is refused with comm.h's one line;
-#   - ranks started with different flags (-b, or -cb) stop with a one-line error;
+#   - ranks started with different flags (-b, -cb or -ov) stop with a one-line error;
 #   - NCCL with two ranks on one GPU fails with an error, in bounded time;
 #   - one rank killed with SIGKILL ends the job, non-zero, within 30 s (each backend).
 # Skipped (0 failed) without mpirun, when train_gpt_cuda was built without MPI, or
@@ -139,6 +143,32 @@ cb3=mpi
 "$TRAIN" $M -b 6 -x 6 -gc 0.5 -ml "$W/t1.jsonl" > "$W/t1.txt" 2>&1 || bad "1-process B6 run failed: $(tail -3 "$W/t1.txt")"
 mpi -np 3 "$TRAIN" -cb $cb3 $M -b 2 -x 6 -gc 0.5 -ml "$W/t3.jsonl" > "$W/t3.txt" 2>&1 || bad "3-rank run failed: $(tail -3 "$W/t3.txt")"
 compare_metrics "3 ranks x B2 (-cb $cb3) vs 1 x B6, clipping at 0.5" "$W/t1.jsonl" "$W/t3.jsonl"
+# overlap on (the default) and off: the same sums in the same order, so the same bits
+if [ $NCCL_RANKS -ge 2 ]; then
+    grep -q "communication: nccl, overlapped with the backward" "$W/e2nccl.txt" && ok "-cb nccl overlaps the reduction by default" ||
+        bad "no overlap reported: $(grep -m1 communication "$W/e2nccl.txt")"
+    grep -q "communication: mpi.*(-ov 1 needs nccl" "$W/e2mpi.txt" && ok "-cb mpi says it reduces after the backward" ||
+        bad "-cb mpi: $(grep -m1 communication "$W/e2mpi.txt")"
+    for ov in 1 0; do
+        mpi -np 2 "$TRAIN" -cb nccl -ov $ov $M -b 2 -x 4 -d 256 -gc 0.5 -o "$W/ov$ov" > "$W/ov$ov.txt" 2>&1 ||
+            bad "2-rank -ov $ov run failed: $(tail -3 "$W/ov$ov.txt")"
+    done
+    if [ -n "$(losses "$W/ov1.txt")" ] && diff <(losses "$W/ov1.txt") <(losses "$W/ov0.txt") > /dev/null &&
+       cmp -s "$W/ov1/model_00000004.bin" "$W/ov0/model_00000004.bin" &&
+       grep -q "overlapped with the backward" "$W/ov1.txt" && ! grep -q "overlapped" "$W/ov0.txt"; then
+        ok "2 ranks, grad accum 2: -ov 1 and -ov 0 give identical losses, norms and model files ($EMU_STREAMS)"
+    else
+        bad "-ov 1 vs -ov 0 (2 ranks) differ: $(diff <(losses "$W/ov1.txt") <(losses "$W/ov0.txt") | head -4)"
+    fi
+fi
+if [ "$cb3" = nccl ]; then
+    mpi -np 3 "$TRAIN" -cb nccl -ov 0 $M -b 2 -x 6 -gc 0.5 > "$W/t3o.txt" 2>&1 || bad "3-rank -ov 0 run failed: $(tail -3 "$W/t3o.txt")"
+    if [ -n "$(losses "$W/t3.txt")" ] && diff <(losses "$W/t3.txt") <(losses "$W/t3o.txt") > /dev/null; then
+        ok "3 ranks (uneven shards): -ov 1 and -ov 0 give identical losses and norms"
+    else
+        bad "-ov 1 vs -ov 0 (3 ranks) differ: $(diff <(losses "$W/t3.txt") <(losses "$W/t3o.txt") | head -4)"
+    fi
+fi
 # the fp32 CPU trainer over MPI, same data and flags: the GPU trainer's numbers within bf16 tolerances
 if "$CPU_TRAIN" --help 2>&1 | grep -q "built with MPI"; then
     mpi -np 2 "$CPU_TRAIN" $M -b 2 -x 6 -gc 0 -ml "$W/c2.jsonl" > "$W/c2.txt" 2>&1 || bad "CPU 2-rank run failed: $(tail -3 "$W/c2.txt")"
@@ -171,10 +201,17 @@ fi
 if [ $HAVE_NCCL -eq 1 ]; then
     mpi -np 1 "$TRAIN" -cb mpi $M -b 2 -x 4 : -np 1 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/x.txt" 2> "$W/x.err"
     rc=$?
-    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the communication backend" "$W/x.err"; then
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the communication flags" "$W/x.err"; then
         ok "mismatched -cb across ranks -> exit $rc"
     else
         bad "mismatched -cb: exit $rc, $(head -c 300 "$W/x.err")"
+    fi
+    mpi -np 1 "$TRAIN" -cb nccl -ov 0 $M -b 2 -x 4 : -np 1 "$TRAIN" -cb nccl $M -b 2 -x 4 > "$W/x.txt" 2> "$W/x.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^error: the 2 processes disagree on the communication flags" "$W/x.err"; then
+        ok "mismatched -ov across ranks -> exit $rc"
+    else
+        bad "mismatched -ov: exit $rc, $(head -c 300 "$W/x.err")"
     fi
     # 6. NCCL takes one process per GPU: two ranks on one GPU must fail, not hang
     #    (on the backend: one emulated device per process)
