@@ -916,12 +916,10 @@ int main(int argc, char** argv) {
     // -ov 0|1: the gradient reduction overlapped with the backward (NCCL; default 1)
     int overlap = 1;
     for (int i = 1; i + 1 < argc;) {
-        if (strcmp(argv[i], "-cb") == 0 || strcmp(argv[i], "-ov") == 0) {
-            if (argv[i][1] == 'c') {
-                backend = gpu_comm_backend_parse(argv[i + 1]);
-            } else {
-                overlap = parse_int(argv[i + 1], "-ov", 0, 1);
-            }
+        const int cb = strcmp(argv[i], "-cb") == 0, ov = strcmp(argv[i], "-ov") == 0;
+        if (cb || ov) {
+            if (cb) { backend = gpu_comm_backend_parse(argv[i + 1]); }
+            if (ov) { overlap = parse_int(argv[i + 1], "-ov", 0, 1); }
             for (int j = i; j + 2 < argc; j++) { argv[j] = argv[j + 2]; }
             argc -= 2;
         } else {

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOCAB=${VOCAB:-4096}
-STEPS=${STEPS:-1800}
+STEPS=${STEPS:-}  # default: 1800 on the CPU, 800 on the GPU (B 32 x T 512: 5 epochs of the corpus)
 THREADS=${THREADS:-$(nproc)}
 TOK=data/nlp_bpe$VOCAB
 OUT=out/quickstart/d2_bpe$VOCAB
@@ -69,6 +69,7 @@ if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1 && [ -f t
 fi
 DATA=(-i "$TOK/nlp_train_*.bin" -j "$TOK/nlp_val_*.bin" -tk "$TOK/tokenizer.bin")
 if [ "$use_gpu" -eq 1 ]; then
+    STEPS=${STEPS:-800}
     OUT=out/quickstart/d6_bpe$VOCAB
     say "training on the GPU: d6, $STEPS steps"
     ./train_gpt_cuda -e d6 -vs "$VOCAB" "${DATA[@]}" -b 32 -t 512 \
@@ -77,6 +78,7 @@ else
     # d2 (2 layers, 256 wide) with a 4096-token vocabulary, 16 x 128 tokens a step at
     # lr 6e-3: the lowest validation bits per byte of the configurations tried in the
     # same CPU time, GPT-2's 50257-token vocabulary among them (docs/perf.md)
+    STEPS=${STEPS:-1800}
     say "training on the CPU ($THREADS threads): d2, vocabulary $VOCAB, $STEPS steps of 16 x 128 tokens"
     OMP_NUM_THREADS=$THREADS ./train_gpt -e d2 -vs "$VOCAB" "${DATA[@]}" \
         -b 16 -t 128 -x "$STEPS" -l 6e-3 -u 20 -q 0.05 -v 250 -m -1 -o "$OUT" -n "$STEPS" -y 1 -ml "$OUT/metrics.jsonl"
