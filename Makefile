@@ -76,7 +76,7 @@ HEADERS = $(wildcard llmc/*.h)
 TEST_BINS = test_gpt test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
             test_tokenizer_parity test_train_tokenizer test_safetensors hf_logits gen_shard
 
-.PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu test-emu emu-build
+.PHONY: all test test-san clean help fuzz quickstart dev-cuda test-gpu test-emu emu-build emu-san-build
 
 all: train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf
 
@@ -142,7 +142,7 @@ gen_shard: test/gen_shard.c $(HEADERS)
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 CPU_TESTS = "./test_gpt" "./test_gradcheck" "./test_kvcache" "./test_dataloader" "./test_checkpoint" "./test_misc" \
-            "bash test/test_cli.sh ./train_gpt" "bash data/get_tokenizer.sh && ./test_tokenizer" \
+            "bash test/test_cli.sh ./train_gpt" "bash data/get_tokenizer.sh && bash data/get_tokenizer.sh llama3 && ./test_tokenizer" \
             "bash test/tokenizer_parity.sh ./test_tokenizer_parity" "bash test/test_make_shards.sh ./make_shards" \
             "bash test/test_infer.sh ./infer_cpu" "bash test/test_mpi.sh ./train_gpt" \
             "./test_train_tokenizer ./train_tokenizer" "./test_safetensors" \
@@ -153,27 +153,24 @@ test: train_gpt infer_cpu make_shards train_tokenizer export_hf import_hf $(TEST
 
 # the same tests, built with AddressSanitizer + UBSan into build-san/, and the emulated
 # suite (quick form, test/test_emu.sh) built with them into build-emu-san/
-test-san:
+# (each binary its own target, so that make -j builds them side by side)
+SAN_BINS = $(addprefix build-san/,train_gpt test_gpt train_tokenizer test_train_tokenizer test_safetensors export_hf \
+             import_hf hf_logits test_gradcheck test_kvcache test_dataloader test_checkpoint test_misc test_tokenizer \
+             infer_cpu make_shards gen_shard)
+build-san:
 	@mkdir -p build-san
+build-san/%: %.c $(HEADERS) | build-san
+	$(CC) $(SAN_FLAGS) $< -o $@ $(LDLIBS)
+build-san/%: test/%.c $(HEADERS) test/test.h | build-san
+	$(CC) $(SAN_FLAGS) $< -o $@ $(LDLIBS)
+build-san/infer_cpu: infer.c $(HEADERS) | build-san
+	$(CC) $(SAN_FLAGS) $< -o $@ $(LDLIBS)
+build-san/make_shards: data/make_shards.c $(HEADERS) | build-san
+	$(CC) $(SAN_FLAGS) $< -o $@ $(LDLIBS)
+emu-san-build:
 	@$(MAKE) --no-print-directory emu-build EMU_SAN=1
-	$(CC) $(SAN_FLAGS) train_gpt.c -o build-san/train_gpt $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_gpt.c -o build-san/test_gpt $(LDLIBS)
-	$(CC) $(SAN_FLAGS) train_tokenizer.c -o build-san/train_tokenizer $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_train_tokenizer.c -o build-san/test_train_tokenizer $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_safetensors.c -o build-san/test_safetensors $(LDLIBS)
-	$(CC) $(SAN_FLAGS) export_hf.c -o build-san/export_hf $(LDLIBS)
-	$(CC) $(SAN_FLAGS) import_hf.c -o build-san/import_hf $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/hf_logits.c -o build-san/hf_logits $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_gradcheck.c -o build-san/test_gradcheck $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_kvcache.c -o build-san/test_kvcache $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_dataloader.c -o build-san/test_dataloader $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_checkpoint.c -o build-san/test_checkpoint $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_misc.c -o build-san/test_misc $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/test_tokenizer.c -o build-san/test_tokenizer $(LDLIBS)
-	$(CC) $(SAN_FLAGS) infer.c -o build-san/infer_cpu $(LDLIBS)
-	$(CC) $(SAN_FLAGS) data/make_shards.c -o build-san/make_shards $(LDLIBS)
-	$(CC) $(SAN_FLAGS) test/gen_shard.c -o build-san/gen_shard $(LDLIBS)
-	@bash data/get_tokenizer.sh > /dev/null
+test-san: $(SAN_BINS) emu-san-build
+	@bash data/get_tokenizer.sh > /dev/null && bash data/get_tokenizer.sh llama3 > /dev/null
 	@ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 GEN=build-san/gen_shard test/run_tests.sh \
 	  "build-san/test_gpt" "build-san/test_gradcheck" "build-san/test_kvcache" "build-san/test_dataloader" \
 	  "build-san/test_checkpoint" "build-san/test_misc" "build-san/test_tokenizer" \

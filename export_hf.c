@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "llmc/checkpoint.h"
 #include "llmc/config.h"
 #include "llmc/dataloader.h"
@@ -184,9 +185,10 @@ static void write_text(const char* path, const JsonBuf* b) {
     atomic_file_commit(&af);
 }
 
-static void write_config(const ExportArgs* a, const GPTConfig* c, int eot, const char* path) {
+static void write_config(const ExportArgs* a, const GPTConfig* c, int eot, int bos_id, const char* path) {
     int qwen = c->qk_norm;
-    int bos = eot >= 0 ? eot : c->vocab_size - 1;  // without a tokenizer: the last id, GPT-2's EOT position
+    int eos = eot >= 0 ? eot : c->vocab_size - 1;  // without a tokenizer: the last id, GPT-2's EOT position
+    int bos = bos_id >= 0 ? bos_id : eos;
     JsonBuf b = {0};
     jbuf_printf(&b, "{\n  \"architectures\": [\"%s\"],\n", qwen ? "Qwen3ForCausalLM" : "LlamaForCausalLM");
     jbuf_printf(&b, "  \"model_type\": \"%s\",\n", qwen ? "qwen3" : "llama");
@@ -213,32 +215,21 @@ static void write_config(const ExportArgs* a, const GPTConfig* c, int eot, const
     }
     jbuf_puts(&b, "  \"initializer_range\": 0.02,\n  \"use_cache\": true,\n");
     jbuf_printf(&b, "  \"torch_dtype\": \"%s\",\n", a->dtype == ST_BF16 ? "bfloat16" : "float32");
-    jbuf_printf(&b, "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n", bos, bos);
+    jbuf_printf(&b, "  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n", bos, eos);
     write_text(path, &b);
     jbuf_free(&b);
 }
 
-static void write_generation_config(int eot, int vocab, const char* path) {
-    int id = eot >= 0 ? eot : vocab - 1;
+static void write_generation_config(int eot, int bos_id, int vocab, const char* path) {
+    int id = eot >= 0 ? eot : vocab - 1, bos = bos_id >= 0 ? bos_id : id;
     JsonBuf b = {0};
-    jbuf_printf(&b, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"pad_token_id\": %d\n}\n", id, id, id);
+    jbuf_printf(&b, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d,\n  \"pad_token_id\": %d\n}\n", bos, id, id);
     write_text(path, &b);
     jbuf_free(&b);
 }
 
 // ----------------------------------------------------------------------------
 // the tokenizer: GPT-2's byte-level BPE as tokenizers' tokenizer.json
-
-// byte_to_unicode: GPT-2's map of the 256 byte values to printable code points:
-// '!'..'~', 0xA1..0xAC and 0xAE..0xFF map to themselves, the other 68 bytes (in
-// increasing order) to 256, 257, ...
-static void byte_to_unicode(uint32_t map[256]) {
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        map[b] = keep ? (uint32_t)b : (uint32_t)next++;
-    }
-}
 
 // mapped_token: token id's bytes through the byte map, as UTF-8 into out (cap >= 2*len+1)
 static size_t mapped_token(const Tokenizer* t, uint32_t id, const uint32_t map[256], char* out) {
@@ -257,7 +248,7 @@ static int str_ptr_cmp(const void* a, const void* b) { return strcmp(*(char* con
 
 static void write_tokenizer(const Tokenizer* t, const GPTConfig* c, const char* dir) {
     uint32_t map[256];
-    byte_to_unicode(map);
+    tok_byte_to_unicode(map);
     char** mapped = (char**)mallocCheck(t->vocab_size * sizeof(char*));
     char buf[600];
     for (uint32_t i = 0; i < t->vocab_size; i++) {
@@ -338,6 +329,19 @@ static void write_tokenizer(const Tokenizer* t, const GPTConfig* c, const char* 
     free(have);
 }
 
+// copy_file: src to dst, atomically
+static void copy_file(const char* src, const char* dst) {
+    FILE* in = fopenCheck(src, "rb");
+    AtomicFile af;
+    atomic_file_open(&af, dst);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) { fwriteCheck(buf, 1, n, af.fp, af.tmp); }
+    if (ferror(in)) { die("reading '%s' failed", src); }
+    fclose(in);
+    atomic_file_commit(&af);
+}
+
 int main(int argc, char** argv) {
     ExportArgs a;
     parse_args(&a, argc, argv);
@@ -377,11 +381,24 @@ int main(int argc, char** argv) {
     if (snprintf(path, sizeof(path), "%s/model.safetensors", a.out_dir) >= (int)sizeof(path)) { die("output path too long"); }
     write_model(&a, &model, path);
     snprintf(path, sizeof(path), "%s/config.json", a.out_dir);
-    write_config(&a, c, have_tok ? (int)tok.eot_token : -1, path);
+    const int bos = have_tok && tok.bos_token != UINT32_MAX ? (int)tok.bos_token : -1;
+    write_config(&a, c, have_tok ? (int)tok.eot_token : -1, bos, path);
     snprintf(path, sizeof(path), "%s/generation_config.json", a.out_dir);
-    write_generation_config(have_tok ? (int)tok.eot_token : -1, c->vocab_size, path);
+    write_generation_config(have_tok ? (int)tok.eot_token : -1, bos, c->vocab_size, path);
     if (have_tok) {
-        write_tokenizer(&tok, c, a.out_dir);
+        char* jp = tokenizer_json_path(a.tok_path);
+        if (jp != NULL) {  // a tokenizer.json (and the tokenizer_config.json beside it) goes as it is
+            snprintf(path, sizeof(path), "%s/tokenizer.json", a.out_dir);
+            copy_file(jp, path);
+            char* slash = strrchr(jp, '/');
+            char cfg[1200];
+            snprintf(cfg, sizeof(cfg), "%.*stokenizer_config.json", slash ? (int)(slash - jp + 1) : 0, jp);
+            snprintf(path, sizeof(path), "%s/tokenizer_config.json", a.out_dir);
+            if (access(cfg, R_OK) == 0) { copy_file(cfg, path); }
+            free(jp);
+        } else {
+            write_tokenizer(&tok, c, a.out_dir);
+        }
         tokenizer_free(&tok);
     }
     printf("exported %s -> %s (%s, %s%s)\n", a.model_path, a.out_dir, c->qk_norm ? "Qwen3ForCausalLM" : "LlamaForCausalLM",

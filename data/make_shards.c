@@ -1,6 +1,9 @@
 /*
  * make_shards.c: turns text into token shards (SPEC section 3, llm.c's layout)
- * with the GPT-2 tokenizer. Every document is preceded by the EOT token. The
+ * with the GPT-2 tokenizer or any other (-tk: ours, or a Hugging Face tokenizer.json
+ * or its folder). Every document is preceded by the EOT token, or by BOS where the
+ * tokenizer puts one first (Llama 3's <|begin_of_text|>, as llm.c's Llama 3 shards).
+ * Vocabularies over 65536 tokens get uint32 shards (magic 20240801). The
  * first documents go to a validation shard, the rest to training shards.
  *
  *   make make_shards
@@ -12,7 +15,8 @@
  *       <prefix>_val.txt and <prefix>_train.txt, one document per paragraph: the
  *       input of train_tokenizer, so that a tokenizer never sees the validation text)
  * Output: <prefix>_val_000000.bin, <prefix>_train_000001.bin, ...
- * Flags: -tk tokenizer (default data/gpt2/tokenizer.bin), -v validation
+ * Flags: -tk tokenizer (default data/gpt2/tokenizer.bin; e.g. data/llama3/ from
+ * `bash data/get_tokenizer.sh llama3`), -v validation
  * documents (default 1% of the documents, at least 1), -s tokens per shard
  * (default 100M). Every shard is written atomically (temp name, rename).
  */
@@ -253,6 +257,8 @@ int main(int argc, char** argv) {
     if (!text_only) {
         tokenizer_init(&tok, tok_path);
         if (!tok.can_encode) { die("tokenizer '%s' has no merges: it cannot encode", tok_path); }
+        printf("tokenizer: %s (%u tokens, %s shards, documents start with token %u)\n", tok_path, tok.vocab_size,
+               tok.vocab_size <= 65536 ? "uint16" : "uint32", tokenizer_doc_token(&tok));
     }
     if (jsonl) read_lines(&d, jsonl, 1);
     if (lines) read_lines(&d, lines, 0);
@@ -281,10 +287,11 @@ int main(int argc, char** argv) {
         int is_val = i < (size_t)val_docs;
         size_t n = tokenizer_encode(&tok, d.docs[i], d.lens[i], 0, &ids, &cap);
         bytes += d.lens[i];
-        // EOT before each document; a document may span shards
+        // EOT (or BOS) before each document; a document may span shards
+        const uint32_t doc_token = tokenizer_doc_token(&tok);
         size_t k = 0;
         for (long long j = -1; j < (long long)n; j++) {
-            buf[nbuf++] = j < 0 ? tok.eot_token : ids[j];
+            buf[nbuf++] = j < 0 ? doc_token : ids[j];
             if (nbuf == (size_t)shard_size) {
                 flush_shard(prefix, is_val ? "val" : "train", is_val ? &val_index : &train_index, buf, nbuf, tok.vocab_size, &shards);
                 nbuf = 0;

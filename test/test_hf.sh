@@ -176,6 +176,35 @@ else
     bad "train_tokenizer ($TT) for the quickstart-shaped model: $(tail -2 "$W/qs_tt.txt" 2> /dev/null)"
 fi
 
+# the exported tokenizer.json read back by our C loader: make_shards gives the shards of the
+# tokenizer file it came from; infer -e folder/ takes the folder's tokenizer.json by itself
+MS=$(dirname "$EXPORT")/make_shards
+INF=$(dirname "$EXPORT")/infer_cpu
+cat README.md docs/*.md > "$W/sh_text.txt"
+for pair in "$W/hqs $QTK" "$W/hg ${TK:-}"; do
+    set -- $pair
+    [ -n "${2:-}" ] && [ -x "$MS" ] || continue
+    "$MS" -o "$W/sj" -v 1 -tk "$1" "$W/sh_text.txt" "$W/qs_text.txt" > /dev/null 2>&1 &&
+        "$MS" -o "$W/sb" -v 1 -tk "$2" "$W/sh_text.txt" "$W/qs_text.txt" > /dev/null 2>&1 &&
+        cmp -s "$W/sj_val_000000.bin" "$W/sb_val_000000.bin" && cmp -s "$W/sj_train_000001.bin" "$W/sb_train_000001.bin" \
+        && ok "exported $(basename "$1")/tokenizer.json tokenizes $(stat -c %s "$W/sh_text.txt") bytes as its $(basename "$2") does (make_shards)" \
+        || bad "exported $(basename "$1")/tokenizer.json tokenizes otherwise than $2"
+done
+if [ -n "$QTK" ]; then
+    $TRAIN -e "$W/hqs" -x 0 -b 1 -t 32 -m 2 -i "$W/g_*.bin" -j "$W/g_*.bin" > "$W/bpb_dir.txt" 2>&1 &&
+        $TRAIN -e "$W/hqs" -tk "$QTK" -x 0 -b 1 -t 32 -m 2 -i "$W/g_*.bin" -j "$W/g_*.bin" > "$W/bpb_tk.txt" 2>&1 &&
+        grep -q "val bpb" "$W/bpb_dir.txt" && [ "$(grep 'val bpb' "$W/bpb_dir.txt")" = "$(grep 'val bpb' "$W/bpb_tk.txt")" ] \
+        && ok "train_gpt -e folder/ uses the folder's tokenizer.json: $(grep -m1 'val bpb' "$W/bpb_dir.txt" | sed 's/.*| //'), as with -tk" \
+        || bad "train_gpt -e folder/ tokenizer: $(grep -E 'bpb|note' "$W/bpb_dir.txt" | head -2)"
+fi
+if [ -n "$QTK" ] && [ -x "$INF" ]; then
+    "$INF" -e "$W/hqs" -p "The tokenizer" -g 12 -q 1 > "$W/inf_dir.txt" 2>&1 &&
+        "$INF" -e "$W/hqs" -tk "$QTK" -p "The tokenizer" -g 12 -q 1 > "$W/inf_tk.txt" 2>&1 &&
+        cmp -s "$W/inf_dir.txt" "$W/inf_tk.txt" && [ -s "$W/inf_dir.txt" ] \
+        && ok "infer_cpu -e folder/ uses the folder's tokenizer.json: the text of -tk its source file" \
+        || bad "infer -e folder/ tokenizer: $(head -c 300 "$W/inf_dir.txt") vs $(head -c 300 "$W/inf_tk.txt")"
+fi
+
 # 5. numpy batch 2: every comparison; the mutated copies must fail theirs
 {
     echo "compare $W/hq $W/lq.f32 $TOKS"

@@ -71,4 +71,32 @@ cp "$W/a.txt" "$W/tm.bin"; expect_tok "too short" "$W/tm.bin" "tm.bin.*truncated
 { printf '\x01\x00\x00\x00'; tail -c +5 $TKF; } > "$W/tg.bin"; expect_tok "wrong magic" "$W/tg.bin" "tg.bin.*not a tokenizer"
 { head -c 4 $TKF; printf '\x09\x00\x00\x00'; tail -c +9 $TKF; } > "$W/tv.bin"; expect_tok "wrong version" "$W/tv.bin" "tv.bin.*version 9"
 { cat $TKF; printf 'xx'; } > "$W/tx.bin"; expect_tok "trailing bytes" "$W/tx.bin" "tx.bin.*trailing"
+# Hugging Face tokenizer.json: GPT-2's gives the shards ours gives; Llama 3's (128256
+# tokens) gives uint32 shards whose documents start with <|begin_of_text|>
+bash data/get_tokenizer.sh llama3 > /dev/null || bad "get_tokenizer.sh llama3 failed"
+"$MS" -o "$W/hj" -v 1 -tk data/gpt2/tokenizer.json --jsonl "$W/d.jsonl" > /dev/null 2>&1 && "$MS" -o "$W/hb" -v 1 --jsonl "$W/d.jsonl" > /dev/null 2>&1 &&
+    cmp -s "$W/hj_val_000000.bin" "$W/hb_val_000000.bin" && cmp -s "$W/hj_train_000001.bin" "$W/hb_train_000001.bin" \
+    && ok "-tk data/gpt2/tokenizer.json: the same shards as tokenizer.bin" || bad "GPT-2 tokenizer.json shards differ"
+printf 'Hello world!' > "$W/hw.txt"
+"$MS" -o "$W/l3" -v 1 -tk data/llama3 "$W/hw.txt" "$W/b.txt" > "$W/out.txt" 2>&1 || bad "llama3 shards: $(cat "$W/out.txt")"
+# llama3-tokenizer-js's README: "Hello world!" -> 128000 9906 1917 0 (BOS first)
+[ "$(od -An -tu4 -N8 "$W/l3_val_000000.bin" | tr -s ' ')" = " 20240801 7" ] && [ "$(stat -c %s "$W/l3_val_000000.bin")" -eq $((1024 + 16)) ] &&
+    [ "$(od -An -tu4 -j1024 "$W/l3_val_000000.bin" | tr -s ' ')" = " 128000 9906 1917 0" ] && grep -q "128256 tokens, uint32 shards, documents start with token 128000" "$W/out.txt" \
+    && ok "-tk data/llama3: uint32 shard (magic 20240801) holding 128000 9906 1917 0" || bad "llama3 shard: $(od -An -tu4 "$W/l3_val_000000.bin" | head -3) $(cat "$W/out.txt")"
+TG=./train_gpt  # the optimized build: the reader is what is tested here, not the trainer under ASan
+if [ -x "$TG" ]; then
+    "$TG" -e d2 -i "$W/l3_train_*.bin" -j "$W/l3_val_*.bin" -tk data/llama3 -vs 128256 -b 1 -t 2 -x 2 -v 1 -m 1 -s 0 > "$W/tr.txt" 2>&1 &&
+        grep -q "^step *2/2" "$W/tr.txt" && ok "train_gpt trains on them (-vs 128256): $(grep '^val loss' "$W/tr.txt" | head -1)" || bad "training on uint32 shards: $(tail -3 "$W/tr.txt")"
+fi
+# bad tokenizer.json files: one-line errors naming the fault
+TJ=data/gpt2/tokenizer.json
+head -c 100000 $TJ > "$W/tj_trunc.json"; expect_tok "json truncated" "$W/tj_trunc.json" "tj_trunc.json.*invalid JSON|tj_trunc.json.*end"
+sed 's/"type": "BPE"/"type": "WordPiece"/' $TJ > "$W/tj_wp.json"; expect_tok "json WordPiece" "$W/tj_wp.json" "model type \"WordPiece\" is not supported"
+sed 's/"normalizer": null/"normalizer": {"type": "NFKC"}/' $TJ > "$W/tj_nfc.json"; expect_tok "json NFKC" "$W/tj_nfc.json" "normalizer \"NFKC\" is not supported \\(NFC is\\)"
+sed 's/"Regex": "(?i:/"Regex": "(?x:/' data/llama3/tokenizer.json > "$W/tj_re.json"; expect_tok "json unknown pattern" "$W/tj_re.json" "Split pattern .* is not one we implement"
+sed 's/^   "h e",$/   "h zzq",/' $TJ > "$W/tj_m.json"; expect_tok "json merge of an unknown token" "$W/tj_m.json" "merge 2: \"zzq\" is not in the vocab"
+sed 's/"Ġt": 256,/"Ġt": 70000,/' $TJ > "$W/tj_gap.json"; expect_tok "json id gap" "$W/tj_gap.json" "id 256 has no token"
+sed '0,/"add_prefix_space": false/s//"add_prefix_space": true/' $TJ > "$W/tj_ap.json"
+expect_tok "json add_prefix_space" "$W/tj_ap.json" "add_prefix_space is true"
+sed 's/"rstrip": false/"rstrip": true/' $TJ > "$W/tj_rs.json"; expect_tok "json rstrip" "$W/tj_rs.json" "sets rstrip, which is not supported"
 finish

@@ -6,7 +6,7 @@
 # an input slower than 10 s or one needing over 2 GB. The input that did it is
 # saved as fuzz-build/artifacts/<target>-crash-... (replay: fuzz-build/fuzz_<target> FILE).
 #
-#   test/fuzz/run_fuzz.sh [target ...]      targets: shard checkpoint state (default: all)
+#   test/fuzz/run_fuzz.sh [target ...]      targets: shard checkpoint state safetensors tokenizer (default: all)
 #   FUZZ_SECONDS=60   seconds per target
 #   FUZZ_CC=clang     a clang with the libFuzzer runtime
 #                     (Debian/Ubuntu: apt-get install -y clang libclang-rt-14-dev)
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.." || exit 2
 
 CC=${FUZZ_CC:-clang}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${*:-shard checkpoint state safetensors}
+TARGETS=${*:-shard checkpoint state safetensors tokenizer}
 # -O1 -g: readable reports; -fno-sanitize-recover: UB aborts, so libFuzzer sees it
 FLAGS="-O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-function -I. -DLLMC_DIE_LONGJMP \
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
@@ -53,7 +53,8 @@ for t in $TARGETS; do
         checkpoint) max_len=16384 ;;
         state) max_len=8192 ;;
         safetensors) max_len=8192 ;;
-        *) echo "error: unknown fuzz target '$t' (shard, checkpoint, state, safetensors)"; exit 2 ;;
+        tokenizer) max_len=8192 ;;
+        *) echo "error: unknown fuzz target '$t' (shard, checkpoint, state, safetensors, tokenizer)"; exit 2 ;;
     esac
     echo "=== fuzz_$t: building"
     # shellcheck disable=SC2086
