@@ -87,7 +87,7 @@ typedef struct {
     unsigned char** token_bytes; // (vocab_size,) each token's bytes
     uint32_t* token_len;         // (vocab_size,)
     uint32_t byte_token[256];    // the single-byte token of each byte value
-    TokAdded* added;             // (num_added,) added tokens, their bytes in token_bytes
+    TokAdded* added;             // (num_added,) added tokens
     int num_added;
     uint8_t added_first[256];    // 1 for a byte that starts some added token
     // the BPE vocabulary by bytes (tokenizer.json): open addressing, id + 1 (0 = empty)
@@ -128,7 +128,7 @@ static inline int tok_merge_lookup(const Tokenizer* t, uint32_t a, uint32_t b, u
 
 static inline void tokenizer_init_json(Tokenizer* t, const char* path);
 
-static inline void tok_add_special(Tokenizer* t, uint32_t id, const unsigned char* bytes, uint32_t len, int special) {
+static inline void tok_added_push(Tokenizer* t, uint32_t id, const unsigned char* bytes, uint32_t len, int special) {
     t->added = (TokAdded*)reallocCheck(t->added, (t->num_added + 1) * sizeof(TokAdded));
     TokAdded* a = &t->added[t->num_added++];
     a->id = id;
@@ -217,7 +217,7 @@ static inline void tokenizer_init(Tokenizer* t, const char* path) {
     if (ftello(fp) != size) { die("tokenizer '%s' has %lld trailing bytes", path, size - (long long)ftello(fp)); }
     fclose(fp);
     // "<|endoftext|>" in the text is EOT (with allow_special), whatever EOT's own bytes are
-    tok_add_special(t, t->eot_token, (const unsigned char*)"<|endoftext|>", 13, 1);
+    tok_added_push(t, t->eot_token, (const unsigned char*)"<|endoftext|>", 13, 1);
 }
 
 static inline void tokenizer_free(Tokenizer* t) {
@@ -1138,7 +1138,7 @@ static inline void tokenizer_init_json(Tokenizer* t, const char* path) {
             }
         }
         tj_set_token(f, t, id, (const unsigned char*)content, cl, "added_tokens");
-        tok_add_special(t, id, (const unsigned char*)content, (uint32_t)cl, tj_bool(f, c, "special", 0, "an added token"));
+        tok_added_push(t, id, (const unsigned char*)content, (uint32_t)cl, tj_bool(f, c, "special", 0, "an added token"));
     }
     for (uint32_t id = 0; id < t->vocab_size; id++) {
         if (t->token_bytes[id] == NULL) { die("tokenizer '%s': id %u has no token (ids must run from 0 without gaps)", path, id); }

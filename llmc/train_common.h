@@ -227,12 +227,13 @@ typedef float (*ForwardLossFn)(void* model, const int* inputs, const int* target
 // t - 1: a pointer into the model's own buffers, or `scratch` (Vp,) filled
 typedef const float* (*NextLogitsFn)(void* model, const int* tokens, int t, float* scratch);
 
-// sample_and_print: continues the EOT token for gen_tokens tokens (at most max_T
-// positions in all), each from a full forward over the tokens so far, printed as
-// text (tok != NULL) or as token ids
+// sample_and_print: continues the token that starts a document (tokenizer_doc_token:
+// EOT, or BOS where the tokenizer has one, as make_shards put them) for gen_tokens
+// tokens (at most max_T positions in all), each from a full forward over the tokens
+// so far, printed as text (tok != NULL) or as token ids
 static inline void sample_and_print(Sampler* sampler, const Tokenizer* tok, int gen_tokens, int max_T, int V, int Vp,
                                     NextLogitsFn next_logits, void* model) {
-    int eot = tok != NULL ? (int)tok->eot_token : V - 1;
+    int eot = tok != NULL ? (int)tokenizer_doc_token(tok) : V - 1;
     if (eot >= V) { eot = V - 1; }
     int n = gen_tokens + 1 < max_T ? gen_tokens + 1 : max_T;
     int* tokens = (int*)mallocCheck((size_t)n * sizeof(int));

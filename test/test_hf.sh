@@ -191,6 +191,11 @@ for pair in "$W/hqs $QTK" "$W/hg ${TK:-}"; do
         || bad "exported $(basename "$1")/tokenizer.json tokenizes otherwise than $2"
 done
 if [ -n "$QTK" ]; then
+    # -tok a tokenizer.json: copied as it is, with the tokenizer_config.json beside it
+    $EXPORT "$W/qs/model_00000001.bin" "$W/hqs2" -lossy -tok "$W/hqs/tokenizer.json" > "$W/qs_e2.txt" 2>&1 &&
+        cmp -s "$W/hqs/tokenizer.json" "$W/hqs2/tokenizer.json" && cmp -s "$W/hqs/tokenizer_config.json" "$W/hqs2/tokenizer_config.json" \
+        && ok "export -tok folder/tokenizer.json: the tokenizer.json and tokenizer_config.json copied byte for byte" \
+        || bad "export -tok tokenizer.json: $(tail -2 "$W/qs_e2.txt")"
     $TRAIN -e "$W/hqs" -x 0 -b 1 -t 32 -m 2 -i "$W/g_*.bin" -j "$W/g_*.bin" > "$W/bpb_dir.txt" 2>&1 &&
         $TRAIN -e "$W/hqs" -tk "$QTK" -x 0 -b 1 -t 32 -m 2 -i "$W/g_*.bin" -j "$W/g_*.bin" > "$W/bpb_tk.txt" 2>&1 &&
         grep -q "val bpb" "$W/bpb_dir.txt" && [ "$(grep 'val bpb' "$W/bpb_dir.txt")" = "$(grep 'val bpb' "$W/bpb_tk.txt")" ] \

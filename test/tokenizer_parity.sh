@@ -33,11 +33,20 @@ part() {
 set +e
 node test/tokenizer_parity.js data/cache/gpt-3-encoder "$W/cases.bin" "$W/classes.bin" README.md docs/*.md train_gpt.c
 part "$BIN" data/gpt2/tokenizer.bin "$W/cases.bin" "$W/classes.bin" "$(node -p process.versions.unicode)"
-part node test/tokenizer_json_parity.mjs "$hf" gpt2 data/gpt2 data/cache/gpt-3-encoder "$corpus" "$MB" "$W/gpt2" README.md docs/*.md
+# the three references side by side (one core each), then our encoder on each
+for k in gpt2 llama3 qwen2; do
+    case $k in
+        gpt2) dir=data/gpt2; ref=data/cache/gpt-3-encoder ;;
+        llama3) dir=data/llama3; ref=$l3 ;;
+        qwen2) dir=data/llama3; ref=- ;;
+    esac
+    { node test/tokenizer_json_parity.mjs "$hf" $k $dir "$ref" "$corpus" "$MB" "$W/$k" README.md docs/*.md > "$W/$k.log" 2>&1
+      echo $? > "$W/$k.rc"; } &
+done
+wait
+for k in gpt2 llama3 qwen2; do part bash -c "cat '$W/$k.log'; exit \$(cat '$W/$k.rc')"; done
 part "$BIN" --json data/gpt2/tokenizer.json "$W/gpt2/cases.bin" "GPT-2 tokenizer.json" gpt-3-encoder
-part node test/tokenizer_json_parity.mjs "$hf" llama3 data/llama3 "$l3" "$corpus" "$MB" "$W/llama3" README.md docs/*.md
 part "$BIN" --json data/llama3 "$W/llama3/cases.bin" "Llama 3 tokenizer.json" llama3-tokenizer-js
-part node test/tokenizer_json_parity.mjs "$hf" qwen2 data/llama3 - "$corpus" "$MB" "$W/qwen2" README.md docs/*.md
 part "$BIN" --json "$W/qwen2/tokenizer.json" "$W/qwen2/cases.bin" "Qwen 2 pattern + NFC" none
 echo "$P passed, $F failed"
 [ $F -eq 0 ]

@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
     const int shapes[][2] = {{1, 2048}, {37, 1001}, {333, 2048}, {1000, 5504}, {7, 24}};
     int all_ok = 1;
     for (int s = 0; s < (int)(sizeof(shapes) / sizeof(shapes[0])); s++) {
+        if (small_only() && shapes[s][0] * shapes[s][1] > 1000000) { continue; }  // large (1b's F)
         for (int v = 0; v < nv; v++) { all_ok &= check(versions[v], shapes[s][0], shapes[s][1], &rng); }
     }
     if (!all_ok) {
