@@ -47,4 +47,16 @@ cases.push(
     'Vie\u0302\u0323t Nam ho\u0323c sinh \u0915\u093c \u09c7\u09be \u0b47\u0b3e \u1025\u102e \u3099\u304b\u3099 \u30cf\u309a',
     'mixedCASE camelCaseWord snake_case_word kebab-case-word SCREAMING_CASE',
 );
+// every Unicode general category (but Cs, lone surrogates, which UTF-8 cannot hold):
+// four code points of each, apart, run together and after a space and a letter
+const GC = ['Lu', 'Ll', 'Lt', 'Lm', 'Lo', 'Mn', 'Mc', 'Me', 'Nd', 'Nl', 'No', 'Pc', 'Pd', 'Ps', 'Pe', 'Pi', 'Pf', 'Po',
+            'Sm', 'Sc', 'Sk', 'So', 'Zs', 'Zl', 'Zp', 'Cc', 'Cf', 'Co', 'Cn'];
+for (const gc of GC) {
+    const re = new RegExp('^\\p{gc=' + gc + '}$', 'u'), found = [];
+    for (let cp = 0; cp < 0x110000 && found.length < 4; cp += cp < 0x3000 ? 1 : 97) {
+        if ((cp < 0xd800 || cp > 0xdfff) && re.test(String.fromCodePoint(cp))) found.push(String.fromCodePoint(cp));
+    }
+    if (found.length === 0) throw new Error('no code point of category ' + gc);
+    cases.push(gc + ': ' + found.join(' ') + ' | ' + found.join('') + ' | a' + found.join(' a') + ' | 1' + found.join('1'));
+}
 module.exports = cases;
