@@ -348,6 +348,26 @@ static inline int tok_class(uint32_t cp) {
     return CC_OTHER;
 }
 
+// tok_class_ws: tok_class with \s as Unicode's White_Space, tokenizers' (Oniguruma's)
+// meaning in a Split regex: JavaScript's \s without U+FEFF and with U+0085
+static inline int tok_class_ws(uint32_t cp) {
+    if (cp == 0x85) return CC_SPACE;
+    if (cp == 0xFEFF) return CC_OTHER;
+    return tok_class(cp);
+}
+
+// tok_run_end: the end of the run of characters of class cls from j, at most max of
+// them; ws: classes by tok_class_ws (Llama 3's \s), else tok_class (GPT-2's)
+static inline size_t tok_run_end(const unsigned char* s, size_t n, size_t j, int cls, int ws, size_t max) {
+    for (size_t m = 0; j < n && m < max; m++) {
+        uint32_t c;
+        int k = utf8_next(s + j, n - j, &c);
+        if ((ws ? tok_class_ws(c) : tok_class(c)) != cls) break;
+        j += (size_t)k;
+    }
+    return j;
+}
+
 // tok_pretoken_end: the end (byte offset) of the pre-token starting at i
 static inline size_t tok_pretoken_end(const unsigned char* s, size_t n, size_t i) {
     uint32_t cp;
@@ -366,15 +386,7 @@ static inline size_t tok_pretoken_end(const unsigned char* s, size_t n, size_t i
         int c2 = tok_class(cp2);
         if (c2 != CC_SPACE) { cls = c2; j = i + 1; }
     }
-    if (cls != CC_SPACE) {
-        while (j < n) {
-            uint32_t c;
-            int kk = utf8_next(s + j, n - j, &c);
-            if (tok_class(c) != cls) break;
-            j += kk;
-        }
-        return j;
-    }
+    if (cls != CC_SPACE) { return tok_run_end(s, n, j, cls, 0, SIZE_MAX); }
     // whitespace: \s+(?!\S) takes the run but leaves its last character for the
     // next piece when a non-space follows; a lone whitespace falls back to \s+
     size_t last = i;
@@ -389,14 +401,6 @@ static inline size_t tok_pretoken_end(const unsigned char* s, size_t n, size_t i
     if (j < n && last > i) { return last; }
     (void)k;
     return j;
-}
-
-// tok_class_ws: tok_class with \s as Unicode's White_Space, tokenizers' (Oniguruma's)
-// meaning in a Split regex: JavaScript's \s without U+FEFF and with U+0085
-static inline int tok_class_ws(uint32_t cp) {
-    if (cp == 0x85) return CC_SPACE;
-    if (cp == 0xFEFF) return CC_OTHER;
-    return tok_class(cp);
 }
 
 // tok_pretoken_end_llama3: the same for Llama 3's pattern (see the top), its
@@ -419,35 +423,12 @@ static inline size_t tok_pretoken_end_llama3(const unsigned char* s, size_t n, s
     size_t j = SIZE_MAX;
     if (cls0 == CC_LETTER) j = i;
     else if (cls0 != CC_NUMBER && c0 != '\r' && c0 != '\n' && cls1 == CC_LETTER) j = i + k0;
-    if (j != SIZE_MAX) {
-        while (j < n) {
-            uint32_t c;
-            int k = utf8_next(s + j, n - j, &c);
-            if (tok_class_ws(c) != CC_LETTER) break;
-            j += k;
-        }
-        return j;
-    }
+    if (j != SIZE_MAX) { return tok_run_end(s, n, j, CC_LETTER, 1, SIZE_MAX); }
     // \p{N}{1,max_digits}
-    if (cls0 == CC_NUMBER) {
-        j = i;
-        for (int d = 0; d < max_digits && j < n; d++) {
-            uint32_t c;
-            int k = utf8_next(s + j, n - j, &c);
-            if (tok_class_ws(c) != CC_NUMBER) break;
-            j += k;
-        }
-        return j;
-    }
+    if (cls0 == CC_NUMBER) { return tok_run_end(s, n, i, CC_NUMBER, 1, (size_t)max_digits); }
     // ' '?[^\s\p{L}\p{N}]+[\r\n]*
     if (cls0 == CC_OTHER || (c0 == ' ' && cls1 == CC_OTHER)) {
-        j = cls0 == CC_OTHER ? i : i + 1;
-        while (j < n) {
-            uint32_t c;
-            int k = utf8_next(s + j, n - j, &c);
-            if (tok_class_ws(c) != CC_OTHER) break;
-            j += k;
-        }
+        j = tok_run_end(s, n, cls0 == CC_OTHER ? i : i + 1, CC_OTHER, 1, SIZE_MAX);
         while (j < n && (s[j] == '\r' || s[j] == '\n')) j++;
         return j;
     }
